@@ -1,0 +1,2 @@
+//! Anteroom bench.
+#![forbid(unsafe_code)]

@@ -1,0 +1,13 @@
+//! Anteroom signaling service: virtual waiting rooms, clinician accounts and
+//! (later) relay placement. `main.rs` only parses [`config::Config`] and calls
+//! [`server::run`].
+#![forbid(unsafe_code)]
+
+pub mod account_api;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod directory;
+pub mod lobby;
+pub mod server;
+pub mod ws;
