@@ -8,6 +8,9 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod directory;
+pub mod error;
 pub mod lobby;
 pub mod server;
 pub mod ws;
+
+pub use error::Error;

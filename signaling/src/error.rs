@@ -1,0 +1,21 @@
+//! The signaling crate's one error type.
+
+/// Errors of the signaling service (start-up, configuration, directory, I/O).
+///
+/// Network input never produces an `Error`: bad client messages become
+/// protocol `error` replies on their own connection.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command-line/environment configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The directory (tenants, rooms, accounts) is invalid.
+    #[error("invalid directory: {0}")]
+    Directory(String),
+    /// A TOML file could not be parsed.
+    #[error("TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// An I/O operation failed (bind, serve, files).
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
