@@ -1,6 +1,36 @@
-//! Client ⇄ signaling messages (patients, clinicians, guests) on `/ws`.
+//! Client ⇄ signaling messages (patients, clinicians) on `/ws`.
+//!
+//! Every frame is one JSON object with a `"type"` tag in snake_case. The first
+//! message on a connection is [`ClientToSignaling::Hello`]; signaling answers
+//! [`SignalingToClient::Welcome`] or an error. Patients then join a waiting
+//! room; clinicians subscribe to their organisation's rooms and act on patients.
+//!
+//! Patient data (display names, intake answers) and secrets (session and
+//! resume tokens) are wrapped in [`Sensitive`], whose `Debug` redacts them.
+//!
+//! Reserved for the call set-up (issue 4), not yet defined: `offer`, `answer`,
+//! `candidate`, `relay_moved`.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::ids::{ClinicianId, ParticipantId, RoomId, TenantId};
+use crate::sensitive::Sensitive;
+
+mod parse;
+mod server;
+
+pub use parse::ParseError;
+pub use server::{
+    ErrorCode, LeftReason, QueueEntry, RoomQueue, SeatState, SignalingToClient, WaitingTime,
+};
+
+/// Correlates a client request with its `ok`/`error` reply; chosen by the client.
+pub type RequestId = u64;
+
+/// Intake answers of one patient: question id → answer text.
+pub type IntakeAnswers = BTreeMap<String, String>;
 
 /// One intake question of a waiting room, shown to patients before they join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,4 +42,207 @@ pub struct IntakeQuestion {
     /// Whether an answer is needed to join.
     #[serde(default)]
     pub required: bool,
+}
+
+/// Who a connection speaks for, declared in `hello`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A patient: no account, joins a waiting room.
+    Patient,
+    /// A clinician (or admin) with a session token from `/api/login`.
+    Clinician,
+}
+
+/// Where a transfer sends a patient: another room of the same organisation,
+/// or another (connected) clinician of the same organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferTarget {
+    /// Into the queue of this waiting room.
+    Room(RoomId),
+    /// Into a consultation with this clinician.
+    Clinician(ClinicianId),
+}
+
+/// Messages a client sends to signaling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientToSignaling {
+    /// First message of every connection.
+    Hello {
+        /// Must equal [`crate::PROTOCOL_VERSION`].
+        version: u32,
+        /// Patient or clinician.
+        role: Role,
+        /// Clinicians: the session token from `/api/login` (never in the URL).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<Sensitive<String>>,
+    },
+    /// Patients: ask for a room's name and intake questions before joining.
+    GetRoom {
+        /// The waiting room.
+        room: RoomId,
+    },
+    /// Patients: take a seat in a waiting room.
+    Join {
+        /// The waiting room.
+        room: RoomId,
+        /// The name clinicians see.
+        display_name: Sensitive<String>,
+        /// Answers to the room's intake questions.
+        #[serde(default)]
+        intake: Sensitive<IntakeAnswers>,
+    },
+    /// Patients: take back a seat after a dropped connection.
+    Resume {
+        /// The token received in `joined`.
+        token: Sensitive<String>,
+    },
+    /// Patients: give up the seat.
+    Leave,
+    /// Clinicians: receive a snapshot of the organisation's rooms, then live events.
+    Subscribe {
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+    /// Clinicians: the intake answers of one patient.
+    GetIntake {
+        /// The patient.
+        participant: ParticipantId,
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+    /// Clinicians: admit a waiting patient into a consultation with oneself.
+    Admit {
+        /// The patient.
+        participant: ParticipantId,
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+    /// Clinicians: turn a waiting patient away; the seat is released.
+    Deny {
+        /// The patient.
+        participant: ParticipantId,
+        /// Shown to the patient.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+    /// Clinicians: move a patient to another room's queue or another clinician.
+    Transfer {
+        /// The patient.
+        participant: ParticipantId,
+        /// Where to.
+        to: TransferTarget,
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+    /// Clinicians: put an admitted patient back at the head of the room's queue.
+    ReturnToQueue {
+        /// The patient.
+        participant: ParticipantId,
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+    /// Clinicians: end a consultation; the seat and intake answers are wiped.
+    EndConsultation {
+        /// The patient.
+        participant: ParticipantId,
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+}
+
+impl ClientToSignaling {
+    /// Every `type` tag this enum accepts (unknown tags get `unknown_type`).
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "get_room",
+        "join",
+        "resume",
+        "leave",
+        "subscribe",
+        "get_intake",
+        "admit",
+        "deny",
+        "transfer",
+        "return_to_queue",
+        "end_consultation",
+    ];
+
+    /// The message's `type` tag.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::GetRoom { .. } => "get_room",
+            Self::Join { .. } => "join",
+            Self::Resume { .. } => "resume",
+            Self::Leave => "leave",
+            Self::Subscribe { .. } => "subscribe",
+            Self::GetIntake { .. } => "get_intake",
+            Self::Admit { .. } => "admit",
+            Self::Deny { .. } => "deny",
+            Self::Transfer { .. } => "transfer",
+            Self::ReturnToQueue { .. } => "return_to_queue",
+            Self::EndConsultation { .. } => "end_consultation",
+        }
+    }
+
+    /// Which role may send this message; `None` for `hello` (anyone, once).
+    pub fn sender_role(&self) -> Option<Role> {
+        match self {
+            Self::Hello { .. } => None,
+            Self::GetRoom { .. } | Self::Join { .. } | Self::Resume { .. } | Self::Leave => {
+                Some(Role::Patient)
+            }
+            _ => Some(Role::Clinician),
+        }
+    }
+
+    /// The client's request id, if the message carries one.
+    pub fn request(&self) -> Option<RequestId> {
+        match self {
+            Self::Subscribe { request }
+            | Self::GetIntake { request, .. }
+            | Self::Admit { request, .. }
+            | Self::Deny { request, .. }
+            | Self::Transfer { request, .. }
+            | Self::ReturnToQueue { request, .. }
+            | Self::EndConsultation { request, .. } => *request,
+            _ => None,
+        }
+    }
+
+    /// The patient a clinician message acts on.
+    pub fn participant(&self) -> Option<&ParticipantId> {
+        match self {
+            Self::GetIntake { participant, .. }
+            | Self::Admit { participant, .. }
+            | Self::Deny { participant, .. }
+            | Self::Transfer { participant, .. }
+            | Self::ReturnToQueue { participant, .. }
+            | Self::EndConsultation { participant, .. } => Some(participant),
+            _ => None,
+        }
+    }
+}
+
+/// A clinician's identity as shown in `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffIdentity {
+    /// The account.
+    pub clinician: ClinicianId,
+    /// The organisation.
+    pub tenant: TenantId,
+    /// Name shown to colleagues and patients.
+    pub display_name: String,
 }

@@ -151,8 +151,7 @@ fn random_bytes() -> [u8; 16] {
     }
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_nanos());
     h.update(t.to_le_bytes());
     let out = h.finalize();
     let mut b = [0u8; 16];

@@ -5,12 +5,17 @@
 
 use std::path::Path;
 
+use std::collections::BTreeSet;
+
+use protocol::client::{ClientToSignaling, SignalingToClient};
 use protocol::control::{RelayToSignaling, SignalingToRelay};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 fn fixtures(kind: &str) -> Vec<(String, serde_json::Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(kind);
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -48,4 +53,78 @@ fn control_fixtures_round_trip() {
         sig_to_relay += usize::from(b);
     }
     assert!(relay_to_sig >= 4 && sig_to_relay >= 4);
+}
+
+/// Every client⇄signaling message type has a fixture, and each fixture is
+/// exactly one direction's message and round-trips unchanged.
+#[test]
+fn client_fixtures_round_trip() {
+    let mut to_sig = BTreeSet::new();
+    let mut to_client = BTreeSet::new();
+    for (name, value) in fixtures("client") {
+        let a = round_trip::<ClientToSignaling>(&name, &value);
+        let b = round_trip::<SignalingToClient>(&name, &value);
+        assert!(a ^ b, "{name} must parse as exactly one direction");
+        let tag = value["type"].as_str().unwrap().to_owned();
+        if a {
+            to_sig.insert(tag);
+        } else {
+            to_client.insert(tag);
+        }
+    }
+    let expected: BTreeSet<String> = ClientToSignaling::TYPES
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    assert_eq!(to_sig, expected, "client→signaling types without a fixture");
+    let server_types = [
+        "welcome",
+        "room_info",
+        "joined",
+        "queue_status",
+        "admitted",
+        "transferred",
+        "returned_to_queue",
+        "denied",
+        "consultation_ended",
+        "left",
+        "queue_snapshot",
+        "patient_arrived",
+        "patient_updated",
+        "patient_left",
+        "waiting_times",
+        "intake",
+        "ok",
+        "error",
+    ];
+    let server_types: BTreeSet<String> = server_types.iter().map(|t| (*t).to_owned()).collect();
+    assert_eq!(
+        to_client, server_types,
+        "signaling→client types without a fixture"
+    );
+}
+
+/// Patient data and secrets never show in `Debug` output (and so in logs).
+#[test]
+fn debug_output_redacts_patient_data_and_tokens() {
+    for (name, value) in fixtures("client") {
+        let text = if let Ok(m) = serde_json::from_value::<ClientToSignaling>(value.clone()) {
+            format!("{m:?}")
+        } else {
+            format!(
+                "{:?}",
+                serde_json::from_value::<SignalingToClient>(value).unwrap()
+            )
+        };
+        for secret in [
+            "Alex Example",
+            "Sam Sample",
+            "Cough",
+            "1980-01-31",
+            "q7Vd0cS2bX1mE9kLpR4tYw8zN3hJ6fA5",
+            "Zx3k9QmT4vB8nL2pW7rY5sD1fG6hJ0aC",
+        ] {
+            assert!(!text.contains(secret), "{name}: Debug shows {secret}");
+        }
+    }
 }
