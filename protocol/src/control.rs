@@ -56,6 +56,18 @@ pub enum RelayToSignaling {
         /// What was wrong.
         message: String,
     },
+    /// The relay's new SDP offer for a participant whose subscriptions
+    /// changed (someone published or left). Signaling forwards it to the
+    /// client and returns the client's answer in
+    /// [`SignalingToRelay::RenegotiateAnswer`].
+    Renegotiate {
+        /// The room.
+        room: RoomId,
+        /// Who must answer.
+        participant: ParticipantId,
+        /// The relay's SDP offer.
+        sdp: String,
+    },
 }
 
 /// A relay's registration.
@@ -141,6 +153,15 @@ pub enum SignalingToRelay {
     CloseRoom {
         /// The room.
         room: RoomId,
+    },
+    /// A client's SDP answer to a [`RelayToSignaling::Renegotiate`] offer.
+    RenegotiateAnswer {
+        /// The room.
+        room: RoomId,
+        /// The client.
+        participant: ParticipantId,
+        /// SDP answer.
+        sdp: String,
     },
     /// A protocol error; the connection closes after it.
     Error {
