@@ -1,1 +1,185 @@
-//! (being written)
+//! The service's one configuration: command-line flags, each also settable
+//! through an `ANTEROOM_*` environment variable, validated at start.
+//! No other module reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::Error;
+use crate::auth::AuthSettings;
+use crate::lobby::LobbySettings;
+use crate::ws::WsSettings;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Anteroom signaling: virtual waiting rooms and clinician accounts.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "signaling", version, about)]
+pub struct Config {
+    /// Address to listen on (HTTP and WebSocket).
+    #[arg(long, env = "ANTEROOM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory file (TOML): organisations, waiting rooms, accounts.
+    #[arg(long, env = "ANTEROOM_CONFIG", value_name = "TOML")]
+    pub config: Option<PathBuf>,
+
+    /// Development mode: a demo organisation, room and accounts with fresh
+    /// random passwords, printed at start. Not with --config.
+    #[arg(long, env = "ANTEROOM_DEV")]
+    pub dev: bool,
+
+    /// Append the audit trail (JSON lines) to this file; default: stderr.
+    #[arg(long, env = "ANTEROOM_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+
+    /// A clinician session ends this long after its last use.
+    #[arg(long, env = "ANTEROOM_SESSION_IDLE_SECS", default_value_t = 1200)]
+    pub session_idle_secs: u64,
+
+    /// A clinician session ends this long after login, however used.
+    #[arg(long, env = "ANTEROOM_SESSION_MAX_SECS", default_value_t = 43_200)]
+    pub session_max_secs: u64,
+
+    /// How long a patient's seat survives a dropped connection.
+    #[arg(long, env = "ANTEROOM_RESUME_GRACE_SECS", default_value_t = 120)]
+    pub resume_grace_secs: u64,
+
+    /// Largest accepted WebSocket message, in bytes.
+    #[arg(long, env = "ANTEROOM_MAX_FRAME_BYTES", default_value_t = 65_536)]
+    pub max_frame_bytes: usize,
+
+    /// Messages per second allowed per connection, on average.
+    #[arg(long, env = "ANTEROOM_RATE_LIMIT_PER_SEC", default_value_t = 20)]
+    pub rate_limit_per_sec: u32,
+
+    /// Burst allowance of the per-connection rate limit.
+    #[arg(long, env = "ANTEROOM_RATE_LIMIT_BURST", default_value_t = 40)]
+    pub rate_limit_burst: u32,
+
+    /// Log format.
+    #[arg(long, env = "ANTEROOM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `signaling=debug`.
+    #[arg(long, env = "ANTEROOM_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// Parses a command line (the first item is the program name), then validates.
+    pub fn parse_args<I, T>(args: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let c = Self::try_parse_from(args).map_err(|e| Error::Config(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The `--dev` configuration on an OS-chosen loopback port (for tests).
+    pub fn dev() -> Self {
+        Self::parse_from(["signaling", "--dev", "--listen", "127.0.0.1:0"])
+    }
+
+    /// Checks the values make sense together.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |m: &str| Err(Error::Config(m.to_owned()));
+        match (self.dev, &self.config) {
+            (true, Some(_)) => return bad("--dev and --config exclude each other"),
+            (false, None) => return bad("give --config <toml> (or --dev for a demo)"),
+            _ => {}
+        }
+        if self.session_idle_secs == 0 || self.session_max_secs == 0 {
+            return bad("session lifetimes must be positive");
+        }
+        if self.session_idle_secs > self.session_max_secs {
+            return bad("--session-idle-secs must not exceed --session-max-secs");
+        }
+        if self.resume_grace_secs == 0 || self.resume_grace_secs > 86_400 {
+            return bad("--resume-grace-secs must be 1..=86400");
+        }
+        if !(1024..=16 << 20).contains(&self.max_frame_bytes) {
+            return bad("--max-frame-bytes must be 1024..=16777216");
+        }
+        if self.rate_limit_per_sec == 0 || self.rate_limit_burst == 0 {
+            return bad("the rate limit and burst must be positive");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return bad("--log is not a valid filter");
+        }
+        Ok(())
+    }
+
+    /// Session lifetimes.
+    pub fn auth_settings(&self) -> AuthSettings {
+        AuthSettings {
+            idle: Duration::from_secs(self.session_idle_secs),
+            max_age: Duration::from_secs(self.session_max_secs),
+        }
+    }
+
+    /// Lobby tunables.
+    pub fn lobby_settings(&self) -> LobbySettings {
+        LobbySettings {
+            grace: Duration::from_secs(self.resume_grace_secs),
+            ..LobbySettings::default()
+        }
+    }
+
+    /// Connection limits.
+    pub fn ws_settings(&self) -> WsSettings {
+        WsSettings {
+            max_frame_bytes: self.max_frame_bytes,
+            rate_per_sec: self.rate_limit_per_sec,
+            rate_burst: self.rate_limit_burst,
+            ..WsSettings::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = Config::parse_args(["signaling", "--dev"]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.auth_settings().idle, Duration::from_secs(20 * 60));
+        assert_eq!(c.auth_settings().max_age, Duration::from_secs(12 * 3600));
+        assert_eq!(c.lobby_settings().grace, Duration::from_secs(120));
+        assert_eq!(c.ws_settings().max_frame_bytes, 64 * 1024);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn invalid_combinations_are_refused() {
+        for args in [
+            &["signaling"][..],
+            &["signaling", "--dev", "--config", "x.toml"],
+            &["signaling", "--dev", "--session-idle-secs", "0"],
+            &["signaling", "--dev", "--session-idle-secs", "50000"],
+            &["signaling", "--dev", "--max-frame-bytes", "10"],
+            &["signaling", "--dev", "--rate-limit-per-sec", "0"],
+            &["signaling", "--dev", "--log-format", "xml"],
+            &["signaling", "--dev", "--listen", "nowhere"],
+        ] {
+            assert!(Config::parse_args(args).is_err(), "{args:?}");
+        }
+        let c = Config::parse_args(["signaling", "--config", "d.toml", "--log-format", "json"])
+            .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+}

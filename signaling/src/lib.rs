@@ -9,7 +9,9 @@ pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod http;
 pub mod lobby;
+pub mod logging;
 pub mod server;
 pub mod ws;
 

@@ -1,1 +1,161 @@
-//! (being written)
+//! The signaling server: builds the services from a [`Config`], serves
+//! `/ws`, `/healthz`, `/readyz`, `/` and the account API on one listener,
+//! and shuts down gracefully.
+//!
+//! Shutdown: when the `shutdown` future completes, the listener stops
+//! accepting, `/readyz` turns 503, every WebSocket gets a `shutting_down`
+//! error and a close frame, and [`serve`] returns once they have all ended
+//! (or after [`DRAIN_TIMEOUT`]).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::Error;
+use crate::account_api;
+use crate::audit::Audit;
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::directory::{DemoCredentials, Directory};
+use crate::lobby::{Lobby, LobbySettings};
+use crate::ws::{self, LobbyHandle, Shared, WsSettings};
+
+/// Longest wait for open connections to finish after shutdown starts.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often expired sessions are swept (and audited as expired).
+const SESSION_SWEEP: Duration = Duration::from_secs(60);
+
+/// Everything the server runs on. Tests build it by hand to use their own
+/// directory, audit buffer, sessions or limits.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Tenants, rooms, accounts.
+    pub directory: Arc<Directory>,
+    /// Sessions and logins.
+    pub auth: Arc<Auth>,
+    /// The audit trail.
+    pub audit: Audit,
+    /// Lobby tunables.
+    pub lobby: LobbySettings,
+    /// Connection limits.
+    pub ws: WsSettings,
+}
+
+impl Services {
+    /// Builds the services a [`Config`] describes. With `--dev`, also returns
+    /// the demo credentials (to print once).
+    pub fn from_config(config: &Config) -> Result<(Self, Option<DemoCredentials>), Error> {
+        config.validate()?;
+        let (directory, demo) = if let Some(path) = &config.config {
+            (Directory::load(path)?, None)
+        } else {
+            let (d, creds) = Directory::dev_demo();
+            (d, Some(creds))
+        };
+        let audit = match &config.audit_log {
+            Some(path) => Audit::to_file(path)?,
+            None => Audit::stderr(),
+        };
+        Ok((Self::new(Arc::new(directory), audit, config), demo))
+    }
+
+    /// Services over an existing directory and audit trail, with the
+    /// config's session lifetimes and limits.
+    pub fn new(directory: Arc<Directory>, audit: Audit, config: &Config) -> Self {
+        let auth = Arc::new(Auth::new(
+            directory.clone(),
+            audit.clone(),
+            config.auth_settings(),
+        ));
+        Self {
+            directory,
+            auth,
+            audit,
+            lobby: config.lobby_settings(),
+            ws: config.ws_settings(),
+        }
+    }
+}
+
+/// Builds the services from `config` and serves until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (services, _) = Services::from_config(&config)?;
+    serve(listener, services, shutdown).await
+}
+
+/// Serves `services` on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    services: Services,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let lobby = Lobby::new(services.directory.clone(), services.lobby.clone());
+    let (lobby, lobby_task) = LobbyHandle::spawn(lobby, services.audit.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let shared = Arc::new(Shared::new(
+        lobby,
+        services.auth.clone(),
+        services.ws.clone(),
+        stop_rx,
+        alive_tx,
+    ));
+
+    let sweeper = tokio::spawn(sweep_sessions(services.auth.clone()));
+    let app = Router::new()
+        .route("/ws", get(ws::handler))
+        .with_state(shared.clone())
+        .merge(crate::http::router(shared.clone()))
+        .merge(account_api::router(
+            services.auth.clone(),
+            services.directory.clone(),
+            services.audit.clone(),
+        ));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "signaling listening");
+    }
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: refusing new connections, closing WebSockets");
+        let _ = stop_tx.send(true);
+    };
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .await;
+
+    // Every connection task holds a clone of `alive`; wait for them to end.
+    drop(shared);
+    if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout");
+    }
+    sweeper.abort();
+    lobby_task.abort();
+    tracing::info!("signaling stopped");
+    result.map_err(Error::Io)
+}
+
+async fn sweep_sessions(auth: Arc<Auth>) {
+    let mut tick = tokio::time::interval(SESSION_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        auth.sweep_expired(ws::driver::now());
+    }
+}

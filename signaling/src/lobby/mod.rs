@@ -1,1 +1,379 @@
-//! (being written)
+//! The waiting-room state machine: seats, queues, positions and estimated
+//! waits, resume tokens and grace periods, clinician subscriptions and
+//! actions, with tenant isolation on every operation.
+//!
+//! [`Lobby`] is a plain struct: no tokio, no sockets, no clock. Inputs come in
+//! through `handle_*` with the current time as an argument; outputs (messages
+//! for connections, connections to close, audit events) are drained with
+//! [`Lobby::poll_output`], and [`Lobby::poll_timeout`] says when to call
+//! [`Lobby::handle_timeout`] next. `ws` drives it; unit tests drive it directly.
+//!
+//! Patient data (names, intake answers) lives only in [`seat::Seat`]s, in
+//! memory, and is dropped with the seat: when the consultation ends, the
+//! patient leaves or is denied, or the grace period after a dropped connection
+//! passes. A clinician only ever reaches seats and rooms of their own tenant;
+//! anything else is `not_found`, exactly as if it did not exist.
+
+mod clinician;
+mod patient;
+mod room;
+pub(crate) mod seat;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::client::{
+    ClientToSignaling, ErrorCode, QueueEntry, RequestId, Role, SeatState as WireSeatState,
+    SignalingToClient, StaffIdentity,
+};
+use protocol::{ParticipantId, RoomId, TenantId};
+
+use crate::audit::AuditEvent;
+use crate::directory::{Directory, RoomInfo};
+use room::RoomQueue;
+use seat::{Seat, SeatState, TokenHash};
+
+/// A client connection, numbered by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Who a connection speaks for, established by `hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A patient (no account).
+    Patient,
+    /// A clinician whose session was validated by the driver.
+    Clinician(StaffIdentity),
+}
+
+/// Where the lobby looks rooms up; implemented by [`Directory`].
+pub trait RoomDirectory: Send + Sync {
+    /// One room, of any tenant.
+    fn room(&self, id: &RoomId) -> Option<RoomInfo>;
+    /// Every room of one tenant.
+    fn rooms_of(&self, tenant: &TenantId) -> Vec<RoomInfo>;
+}
+
+impl RoomDirectory for Directory {
+    fn room(&self, id: &RoomId) -> Option<RoomInfo> {
+        Directory::room(self, id)
+    }
+    fn rooms_of(&self, tenant: &TenantId) -> Vec<RoomInfo> {
+        Directory::rooms_of(self, tenant)
+    }
+}
+
+/// Tunables of the lobby.
+#[derive(Debug, Clone)]
+pub struct LobbySettings {
+    /// How long a seat survives a dropped connection.
+    pub grace: Duration,
+    /// Assumed service time per patient before a room's first admission.
+    pub default_service: Duration,
+    /// How many recent admissions the service-time average covers.
+    pub service_window: usize,
+    /// How often subscribed clinicians get `waiting_times`.
+    pub refresh: Duration,
+}
+
+impl Default for LobbySettings {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(120),
+            default_service: Duration::from_secs(300),
+            service_window: 10,
+            refresh: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Something the driver must do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send this message on this connection.
+    Send(ConnId, SignalingToClient),
+    /// Close this connection (after sending what was queued for it).
+    Close(ConnId),
+    /// Append this event to the audit trail.
+    Audit(AuditEvent),
+}
+
+/// Counts, for metrics and the load measurement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LobbyStats {
+    /// Connections that said hello.
+    pub connections: usize,
+    /// Seats (waiting, in consultation, or in their grace period).
+    pub seats: usize,
+}
+
+/// A refused request: the code and message of the `error` reply.
+#[derive(Debug)]
+pub(crate) struct Reject {
+    code: ErrorCode,
+    message: String,
+}
+
+pub(crate) fn reject(code: ErrorCode, message: impl Into<String>) -> Reject {
+    Reject {
+        code,
+        message: message.into(),
+    }
+}
+
+/// What a connection is, to the lobby.
+#[derive(Debug)]
+enum Conn {
+    Patient { seat: Option<ParticipantId> },
+    Clinician { staff: StaffIdentity },
+}
+
+/// The waiting-room state machine. See the module documentation.
+pub struct Lobby {
+    directory: Arc<dyn RoomDirectory>,
+    settings: LobbySettings,
+    conns: HashMap<ConnId, Conn>,
+    seats: HashMap<ParticipantId, Seat>,
+    tokens: HashMap<TokenHash, ParticipantId>,
+    rooms: HashMap<RoomId, RoomQueue>,
+    subscribers: HashMap<TenantId, BTreeSet<ConnId>>,
+    grace: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
+    next_refresh: Option<Instant>,
+    out: VecDeque<Output>,
+}
+
+impl std::fmt::Debug for Lobby {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lobby")
+            .field("connections", &self.conns.len())
+            .field("seats", &self.seats.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lobby {
+    /// An empty lobby over `directory`'s rooms.
+    pub fn new(directory: Arc<dyn RoomDirectory>, settings: LobbySettings) -> Self {
+        Self {
+            directory,
+            settings,
+            conns: HashMap::new(),
+            seats: HashMap::new(),
+            tokens: HashMap::new(),
+            rooms: HashMap::new(),
+            subscribers: HashMap::new(),
+            grace: BinaryHeap::new(),
+            next_refresh: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &LobbySettings {
+        &self.settings
+    }
+
+    /// Current counts.
+    pub fn stats(&self) -> LobbyStats {
+        LobbyStats {
+            connections: self.conns.len(),
+            seats: self.seats.len(),
+        }
+    }
+
+    /// A connection completed `hello` (the driver checked version and session).
+    pub fn handle_hello(&mut self, conn: ConnId, peer: Peer) {
+        let state = match peer {
+            Peer::Patient => Conn::Patient { seat: None },
+            Peer::Clinician(staff) => Conn::Clinician { staff },
+        };
+        self.conns.insert(conn, state);
+    }
+
+    /// A message from a connection that said hello.
+    pub fn handle_message(&mut self, conn: ConnId, msg: ClientToSignaling, now: Instant) {
+        let request = msg.request();
+        let Some(state) = self.conns.get(&conn) else {
+            self.fail(
+                conn,
+                reject(ErrorCode::BadRequest, "send hello first"),
+                request,
+            );
+            return;
+        };
+        let result = match (state, msg.sender_role()) {
+            (_, None) => Err(reject(ErrorCode::BadRequest, "hello was already received")),
+            (Conn::Patient { .. }, Some(Role::Clinician)) => Err(reject(
+                ErrorCode::Forbidden,
+                format!("{} is for clinicians", msg.type_name()),
+            )),
+            (Conn::Clinician { .. }, Some(Role::Patient)) => Err(reject(
+                ErrorCode::Forbidden,
+                format!("{} is for patients", msg.type_name()),
+            )),
+            (Conn::Patient { .. }, Some(Role::Patient)) => self.patient_message(conn, msg, now),
+            (Conn::Clinician { staff }, Some(Role::Clinician)) => {
+                let staff = staff.clone();
+                self.clinician_message(conn, &staff, msg, now)
+            }
+        };
+        if let Err(r) = result {
+            self.fail(conn, r, request);
+        }
+    }
+
+    /// A connection closed. A patient's seat enters its grace period.
+    pub fn handle_disconnect(&mut self, conn: ConnId, now: Instant) {
+        match self.conns.remove(&conn) {
+            Some(Conn::Patient { seat: Some(p) }) => self.seat_disconnected(&p, now),
+            Some(Conn::Clinician { staff }) => self.unsubscribe(conn, &staff.tenant),
+            _ => {}
+        }
+    }
+
+    /// Time passed: releases seats whose grace period ended, refreshes waits.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.grace.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, p))) = self.grace.pop() else {
+                break;
+            };
+            let expired = self
+                .seats
+                .get(&p)
+                .is_some_and(|s| s.conn.is_none() && s.grace_until == Some(at));
+            if expired {
+                tracing::debug!(participant = %p, "grace period over, releasing seat");
+                self.release(&p, protocol::client::LeftReason::TimedOut, now);
+            }
+        }
+        if self.next_refresh.is_some_and(|t| t <= now) {
+            self.refresh_waiting_times(now);
+            self.next_refresh = (!self.subscribers.is_empty()).then(|| now + self.settings.refresh);
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Lobby::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let grace = self.grace.peek().map(|Reverse((at, _))| *at);
+        match (grace, self.next_refresh) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, msg: SignalingToClient) {
+        self.out.push_back(Output::Send(conn, msg));
+    }
+
+    fn fail(&mut self, conn: ConnId, r: Reject, request: Option<RequestId>) {
+        self.send(conn, SignalingToClient::error(r.code, r.message, request));
+    }
+
+    /// Sends `msg` to every subscribed clinician of `tenant`.
+    fn broadcast(&mut self, tenant: &TenantId, msg: &SignalingToClient) {
+        if let Some(subs) = self.subscribers.get(tenant) {
+            for c in subs {
+                self.out.push_back(Output::Send(*c, msg.clone()));
+            }
+        }
+    }
+
+    fn audit(&mut self, event: AuditEvent) {
+        self.out.push_back(Output::Audit(event));
+    }
+
+    /// A seat as its tenant's clinicians see it.
+    fn entry(&self, seat: &Seat, now: Instant) -> QueueEntry {
+        let (state, position, clinician) = match &seat.state {
+            SeatState::Waiting => (
+                WireSeatState::Waiting,
+                self.rooms
+                    .get(&seat.room)
+                    .and_then(|r| r.position(&seat.participant)),
+                None,
+            ),
+            SeatState::Admitted { clinician, .. } => {
+                (WireSeatState::Admitted, None, Some(clinician.clone()))
+            }
+        };
+        QueueEntry {
+            participant: seat.participant.clone(),
+            display_name: seat.display_name.clone(),
+            state,
+            position,
+            waited_secs: now.saturating_duration_since(seat.joined_at).as_secs(),
+            connected: seat.conn.is_some(),
+            clinician,
+        }
+    }
+
+    /// The room's queue, created from the directory entry if new.
+    fn room_queue(&mut self, info: &RoomInfo) -> &mut RoomQueue {
+        let window = self.settings.service_window;
+        let q = self.rooms.entry(info.id.clone()).or_insert_with(|| {
+            RoomQueue::new(
+                info.tenant.clone(),
+                info.name.clone(),
+                info.hide_position,
+                window,
+            )
+        });
+        q.name.clone_from(&info.name);
+        q.hide_position = info.hide_position;
+        q
+    }
+
+    /// The (position, estimate) a waiting patient is told; both `None` when
+    /// the room hides the position.
+    fn status_of(room: &RoomQueue, position: u32, default: Duration) -> (Option<u32>, Option<u64>) {
+        if room.hide_position {
+            return (None, None);
+        }
+        (
+            Some(position),
+            Some(room.stats.estimate_secs(position, default)),
+        )
+    }
+
+    /// Pushes `queue_status` to every waiting patient of `room_id` whose
+    /// position or estimate changed (O(n) in the queue length).
+    fn room_changed(&mut self, room_id: &RoomId) {
+        let default = self.settings.default_service;
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        for (i, p) in room.waiting.iter().enumerate() {
+            let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let status = Self::status_of(room, position, default);
+            let Some(seat) = self.seats.get_mut(p) else {
+                continue;
+            };
+            if seat.last_status == Some(status) {
+                continue;
+            }
+            if let Some(conn) = seat.conn {
+                seat.last_status = Some(status);
+                self.out.push_back(Output::Send(
+                    conn,
+                    SignalingToClient::QueueStatus {
+                        room: room_id.clone(),
+                        position: status.0,
+                        estimated_wait_secs: status.1,
+                    },
+                ));
+            }
+        }
+    }
+}

@@ -1,1 +1,206 @@
-//! (being written)
+//! The client WebSocket (`/ws`): thin pumps between each socket and the one
+//! lobby task.
+//!
+//! - [`driver`]: the lobby task, which owns the [`Lobby`] and its timers.
+//! - `conn`: one task per connection: hello, session checks, size and rate
+//!   limits, parsing, role checks; then forwards messages to the lobby task.
+//! - [`rate`]: the per-connection token bucket.
+//!
+//! Frames larger than [`WsSettings::max_frame_bytes`] get a `too_large`
+//! error and the connection stays open, up to a hard cap of
+//! [`WsSettings::hard_frame_cap`] (four times the limit, at least 1 MiB)
+//! beyond which the WebSocket layer closes the connection (close code 1009).
+
+mod conn;
+pub mod driver;
+pub mod rate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::HeaderMap;
+use axum::http::header::{COOKIE, HOST, ORIGIN};
+use axum::response::Response;
+use protocol::Sensitive;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::account_api::SESSION_COOKIE;
+use crate::audit::Audit;
+use crate::auth::Auth;
+use crate::lobby::{ConnId, Lobby, LobbyStats};
+use driver::Command;
+
+/// Limits of client connections.
+#[derive(Debug, Clone)]
+pub struct WsSettings {
+    /// Largest accepted text frame, in bytes (larger: `too_large`).
+    pub max_frame_bytes: usize,
+    /// Messages per second allowed per connection, on average.
+    pub rate_per_sec: u32,
+    /// Burst allowance of the rate limit.
+    pub rate_burst: u32,
+    /// How long a new connection may take to send `hello`.
+    pub hello_timeout: Duration,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            rate_per_sec: 20,
+            rate_burst: 40,
+            hello_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl WsSettings {
+    /// Frames beyond this size close the connection (the socket layer must
+    /// buffer a frame to skip it): 4 × the limit, at least 1 MiB.
+    pub fn hard_frame_cap(&self) -> usize {
+        (self.max_frame_bytes.saturating_mul(4)).max(1 << 20)
+    }
+}
+
+/// A handle to the lobby task; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LobbyHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl LobbyHandle {
+    /// Starts the lobby task on the current tokio runtime.
+    pub fn spawn(lobby: Lobby, audit: Audit) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let task = tokio::spawn(driver::run(lobby, rx, audit));
+        (Self { tx }, task)
+    }
+
+    /// Sends a command, waiting if the lobby task is busy.
+    pub async fn send(&self, cmd: Command) -> Result<(), mpsc::error::SendError<Command>> {
+        self.tx.send(cmd).await
+    }
+
+    /// Current counts; `None` if the lobby task has stopped.
+    pub async fn stats(&self) -> Option<LobbyStats> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Stats { reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Whether the lobby task is running.
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The lobby task.
+    pub lobby: LobbyHandle,
+    /// Clinician sessions.
+    pub auth: Arc<Auth>,
+    /// Connection limits.
+    pub settings: WsSettings,
+    /// Becomes `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Held by every connection task; dropped when it ends (to wait for them).
+    pub alive: mpsc::Sender<()>,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state for connection tasks.
+    pub fn new(
+        lobby: LobbyHandle,
+        auth: Arc<Auth>,
+        settings: WsSettings,
+        shutdown: watch::Receiver<bool>,
+        alive: mpsc::Sender<()>,
+    ) -> Self {
+        Self {
+            lobby,
+            auth,
+            settings,
+            shutdown,
+            alive,
+            next_conn: AtomicU64::new(1),
+        }
+    }
+}
+
+/// `GET /ws`: upgrades and runs the connection.
+pub async fn handler(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let cap = shared.settings.hard_frame_cap();
+    let cookie = cookie_session(&headers);
+    upgrade
+        .max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| async move {
+            let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+            let alive = shared.alive.clone();
+            conn::run(socket, shared, id, cookie).await;
+            drop(alive);
+        })
+}
+
+/// The session cookie of a same-origin upgrade request, for a clinician
+/// `hello` without a `session` field (browsers cannot read the HttpOnly
+/// cookie). A request whose `Origin` is another host gets no cookie session,
+/// so another site cannot open a socket on a clinician's behalf.
+fn cookie_session(headers: &HeaderMap) -> Option<Sensitive<String>> {
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest);
+        if origin_host.is_none() || origin_host != host {
+            return None;
+        }
+    }
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| Sensitive::new(v.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(axum::http::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_cookie_session_needs_a_same_origin_request() {
+        let c = (COOKIE, "a=b; anteroom_session=tok123");
+        let same = headers(&[(HOST, "x:8080"), (ORIGIN, "http://x:8080"), c.clone()]);
+        assert_eq!(cookie_session(&same).unwrap().expose(), "tok123");
+        let no_origin = headers(&[(HOST, "x:8080"), c.clone()]);
+        assert!(cookie_session(&no_origin).is_some());
+        let other = headers(&[(HOST, "x:8080"), (ORIGIN, "https://evil.example"), c]);
+        assert!(cookie_session(&other).is_none());
+        assert!(cookie_session(&headers(&[(HOST, "x")])).is_none());
+    }
+}

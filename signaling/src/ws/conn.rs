@@ -1,0 +1,319 @@
+//! One client connection: a thin pump between the WebSocket and the lobby
+//! task. It owns everything that is about this connection alone — `hello`
+//! (version, role, session), frame size, rate limit, JSON parsing, the role
+//! check, and the clinician's session on every action — so one bad client
+//! only ever gets errors on its own socket.
+//!
+//! Logs carry the connection number, role, message type and error code only:
+//! never message text, names, answers or tokens.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use protocol::client::{ClientToSignaling, ErrorCode, Role, SignalingToClient, StaffIdentity};
+use protocol::{PROTOCOL_VERSION, Sensitive};
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::driver::{Command, OUTBOUND_QUEUE, Outbound, now};
+use super::rate::TokenBucket;
+use crate::lobby::{ConnId, Peer};
+
+/// What the connection has established so far.
+enum State {
+    /// Before `hello`.
+    Greeting,
+    Patient,
+    /// A clinician and the session token to re-validate on every action.
+    Clinician(Sensitive<String>),
+}
+
+/// Why the pump stops.
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct Conn {
+    id: ConnId,
+    shared: Arc<Shared>,
+    state: State,
+    bucket: TokenBucket,
+    /// When the last `rate_limited` error was sent (at most one a second).
+    last_limited: Option<Instant>,
+    /// The outbound queue's sender until `hello` hands it to the lobby task;
+    /// after that the lobby holds the only sender, so if it drops it (queue
+    /// full) the queue closes and this connection ends.
+    tx: Option<mpsc::Sender<Outbound>>,
+    /// The session cookie of the upgrade request, if same-origin.
+    cookie: Option<Sensitive<String>>,
+}
+
+/// Runs one connection to its end.
+///
+/// `cookie` is the session from the upgrade request's cookie, used when a
+/// clinician's `hello` carries none.
+pub(super) async fn run(
+    mut socket: WebSocket,
+    shared: Arc<Shared>,
+    id: ConnId,
+    cookie: Option<Sensitive<String>>,
+) {
+    let mut shutdown = shared.shutdown.clone();
+    let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let settings = &shared.settings;
+    let hello_deadline = tokio::time::Instant::now() + settings.hello_timeout;
+    let mut conn = Conn {
+        id,
+        bucket: TokenBucket::new(settings.rate_per_sec, settings.rate_burst, now()),
+        shared: shared.clone(),
+        state: State::Greeting,
+        last_limited: None,
+        tx: Some(tx),
+        cookie,
+    };
+    tracing::debug!(conn = id.0, "connection opened");
+    loop {
+        let greeting = matches!(conn.state, State::Greeting);
+        let flow = tokio::select! {
+            frame = socket.recv() => match frame {
+                Some(Ok(msg)) => conn.on_frame(&mut socket, msg).await,
+                // Closed, reset, or a frame beyond the hard size cap.
+                Some(Err(_)) | None => Flow::Close,
+            },
+            out = rx.recv() => match out {
+                Some(Outbound::Msg(msg)) => {
+                    let closes = matches!(&msg, SignalingToClient::Error { code, .. } if code.closes_connection());
+                    if send(&mut socket, &msg).await.is_err() || closes { Flow::Close } else { Flow::Continue }
+                }
+                Some(Outbound::Close) | None => Flow::Close,
+            },
+            () = tokio::time::sleep_until(hello_deadline), if greeting => {
+                let msg = "no hello within the time limit";
+                let _ = send(&mut socket, &SignalingToClient::error(ErrorCode::BadRequest, msg, None)).await;
+                Flow::Close
+            }
+            _ = shutdown.changed() => {
+                let msg = "the server is shutting down; reconnect shortly";
+                let _ = send(&mut socket, &SignalingToClient::error(ErrorCode::ShuttingDown, msg, None)).await;
+                let _ = socket.send(Message::Close(Some(CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "shutting down".into(),
+                }))).await;
+                Flow::Close
+            }
+        };
+        if matches!(flow, Flow::Close) {
+            break;
+        }
+    }
+    if !matches!(conn.state, State::Greeting) {
+        let _ = conn
+            .shared
+            .lobby
+            .send(Command::Disconnect { conn: id })
+            .await;
+    }
+    let _ = futures_util::SinkExt::close(&mut socket).await;
+    tracing::debug!(conn = id.0, "connection closed");
+}
+
+async fn send(socket: &mut WebSocket, msg: &SignalingToClient) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(msg).unwrap_or_else(|_| {
+        r#"{"type":"error","code":"bad_request","message":"internal encoding error"}"#.to_owned()
+    });
+    socket.send(Message::Text(text.into())).await
+}
+
+impl Conn {
+    async fn on_frame(&mut self, socket: &mut WebSocket, frame: Message) -> Flow {
+        let text = match frame {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                return self
+                    .reply(
+                        socket,
+                        ErrorCode::BadJson,
+                        "binary frames are not supported",
+                        None,
+                    )
+                    .await;
+            }
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+            Message::Close(_) => return Flow::Close,
+        };
+        let t = now();
+        if !self.bucket.try_take(t) {
+            if self
+                .last_limited
+                .is_none_or(|l| t.saturating_duration_since(l).as_secs() >= 1)
+            {
+                self.last_limited = Some(t);
+                tracing::debug!(conn = self.id.0, "rate limited");
+                let msg = format!(
+                    "too many messages: at most {} per second; dropped",
+                    self.shared.settings.rate_per_sec
+                );
+                return self.reply(socket, ErrorCode::RateLimited, &msg, None).await;
+            }
+            return Flow::Continue;
+        }
+        if text.len() > self.shared.settings.max_frame_bytes {
+            let msg = format!(
+                "frame of {} bytes exceeds the limit of {} bytes",
+                text.len(),
+                self.shared.settings.max_frame_bytes
+            );
+            return self.reply(socket, ErrorCode::TooLarge, &msg, None).await;
+        }
+        let msg = match ClientToSignaling::parse(text.as_str()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(conn = self.id.0, code = ?e.code, "bad input");
+                return self.reply(socket, e.code, &e.message, None).await;
+            }
+        };
+        self.on_message(socket, msg, t).await
+    }
+
+    async fn on_message(
+        &mut self,
+        socket: &mut WebSocket,
+        msg: ClientToSignaling,
+        t: Instant,
+    ) -> Flow {
+        let request = msg.request();
+        let kind = msg.type_name();
+        if let ClientToSignaling::Hello {
+            version,
+            role,
+            session,
+        } = msg
+        {
+            return self.on_hello(socket, version, role, session, t).await;
+        }
+        let role = match &self.state {
+            State::Greeting => {
+                return self
+                    .reply(socket, ErrorCode::BadRequest, "send hello first", request)
+                    .await;
+            }
+            State::Patient => Role::Patient,
+            State::Clinician(_) => Role::Clinician,
+        };
+        if msg.sender_role() != Some(role) {
+            tracing::debug!(conn = self.id.0, kind, "message not allowed for the role");
+            let text = format!("{kind} is not allowed for a {role:?} connection").to_lowercase();
+            return self
+                .reply(socket, ErrorCode::Forbidden, &text, request)
+                .await;
+        }
+        if let State::Clinician(token) = &self.state
+            && self.shared.auth.session(token.expose(), t).is_none()
+        {
+            tracing::debug!(conn = self.id.0, "session expired");
+            let text = "your session has expired; log in again";
+            let _ = self
+                .reply(socket, ErrorCode::SessionExpired, text, request)
+                .await;
+            return Flow::Close;
+        }
+        tracing::trace!(conn = self.id.0, kind, "message");
+        let cmd = Command::Message { conn: self.id, msg };
+        if self.shared.lobby.send(cmd).await.is_err() {
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    async fn on_hello(
+        &mut self,
+        socket: &mut WebSocket,
+        version: u32,
+        role: Role,
+        session: Option<Sensitive<String>>,
+        t: Instant,
+    ) -> Flow {
+        if !matches!(self.state, State::Greeting) {
+            return self
+                .reply(
+                    socket,
+                    ErrorCode::BadRequest,
+                    "hello was already received",
+                    None,
+                )
+                .await;
+        }
+        if version != PROTOCOL_VERSION {
+            let text = format!(
+                "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+            );
+            let _ = self
+                .reply(socket, ErrorCode::VersionMismatch, &text, None)
+                .await;
+            return Flow::Close;
+        }
+        let (peer, staff) = match role {
+            Role::Patient => (Peer::Patient, None),
+            Role::Clinician => {
+                let info = session
+                    .or_else(|| self.cookie.take())
+                    .and_then(|s| self.shared.auth.session(s.expose(), t).map(|i| (s, i)));
+                let Some((token, info)) = info else {
+                    tracing::debug!(conn = self.id.0, "clinician hello without a valid session");
+                    let text = "a valid session token from /api/login is required";
+                    let _ = self
+                        .reply(socket, ErrorCode::Unauthenticated, text, None)
+                        .await;
+                    return Flow::Close;
+                };
+                let staff = StaffIdentity {
+                    clinician: info.clinician,
+                    tenant: info.tenant,
+                    display_name: info.display_name,
+                };
+                self.state = State::Clinician(token);
+                (Peer::Clinician(staff.clone()), Some(staff))
+            }
+        };
+        if matches!(role, Role::Patient) {
+            self.state = State::Patient;
+        }
+        tracing::debug!(conn = self.id.0, role = ?role, clinician = staff.as_ref().map(|s| s.clinician.as_str()), "hello");
+        let welcome = SignalingToClient::Welcome {
+            version: PROTOCOL_VERSION,
+            role,
+            staff,
+        };
+        if send(socket, &welcome).await.is_err() {
+            return Flow::Close;
+        }
+        let Some(tx) = self.tx.take() else {
+            return Flow::Close;
+        };
+        let cmd = Command::Hello {
+            conn: self.id,
+            peer,
+            tx,
+        };
+        if self.shared.lobby.send(cmd).await.is_err() {
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    /// Sends an `error` on this connection only.
+    async fn reply(
+        &mut self,
+        socket: &mut WebSocket,
+        code: ErrorCode,
+        message: &str,
+        request: Option<protocol::client::RequestId>,
+    ) -> Flow {
+        match send(socket, &SignalingToClient::error(code, message, request)).await {
+            Ok(()) if !code.closes_connection() => Flow::Continue,
+            _ => Flow::Close,
+        }
+    }
+}
