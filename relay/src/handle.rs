@@ -159,6 +159,12 @@ impl RelayHandle {
         self.node.totals()
     }
 
+    /// Waits until the summed counters satisfy `done` and returns them
+    /// (for tests and tools: no polling loop needed).
+    pub async fn stats_when(&self, done: impl Fn(&SfuStats) -> bool) -> SfuStats {
+        self.node.workers().totals_when(done).await
+    }
+
     /// Current load (rooms, participants, tracks).
     pub fn load(&self) -> RelayLoad {
         self.node.load()

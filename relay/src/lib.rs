@@ -8,6 +8,7 @@
 //! - [`metrics`]: Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`config`]: the clap [`Config`]; [`handle`]: [`Relay::start`],
 //!   [`RelayHandle`] and [`run`]; [`signals`]: drain on SIGTERM.
+//! - [`fuzzing`]: hostile-input harnesses (cargo-fuzz targets in `fuzz/`).
 #![forbid(unsafe_code)]
 
 pub mod sfu;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod control;
 pub mod driver;
 pub mod error;
+pub mod fuzzing;
 pub mod handle;
 pub mod metrics;
 pub mod node;

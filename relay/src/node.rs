@@ -138,18 +138,9 @@ impl Node {
         self.draining.subscribe()
     }
 
-    /// Resolves once no participant is left (polled a few times a second),
-    /// or after `timeout`.
+    /// Resolves once no participant is left, or after `timeout`.
     pub async fn drained(&self, timeout: Duration) {
-        let wait = async {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                tick.tick().await;
-                if self.workers.totals().participants == 0 {
-                    return;
-                }
-            }
-        };
+        let wait = self.workers.totals_when(|t| t.participants == 0);
         if tokio::time::timeout(timeout, wait).await.is_err() {
             tracing::warn!("drain timeout: ending the remaining calls");
         }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use protocol::{ParticipantId, RoomId};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use stats::{LOOP_BUCKETS_US, Snapshot, WorkerStats};
 pub use worker::Command;
@@ -36,6 +36,7 @@ struct WorkerHandle {
 #[derive(Debug)]
 pub struct Workers {
     workers: Vec<WorkerHandle>,
+    published: Arc<watch::Sender<u64>>,
 }
 
 impl Workers {
@@ -46,6 +47,7 @@ impl Workers {
         events: &broadcast::Sender<SfuEvent>,
     ) -> Result<Self, RelayError> {
         let mut workers = Vec::with_capacity(config.workers);
+        let published = Arc::new(watch::channel(0).0);
         for index in 0..config.workers {
             let port = if config.config.udp_port_base == 0 {
                 0
@@ -75,6 +77,7 @@ impl Workers {
                 commands: rx,
                 events: events.clone(),
                 stats: Arc::clone(&stats),
+                published: Arc::clone(&published),
             })
             .map_err(|e| RelayError::Worker {
                 index,
@@ -88,7 +91,7 @@ impl Workers {
                 thread: Mutex::new(Some(thread)),
             });
         }
-        Ok(Self { workers })
+        Ok(Self { workers, published })
     }
 
     /// The advertised address of each worker (advertised IP, bound port).
@@ -115,6 +118,22 @@ impl Workers {
             add(&mut total, &w.stats.snapshot().sfu);
         }
         total
+    }
+
+    /// Waits until the summed counters satisfy `done` (checked whenever a
+    /// worker publishes, a few times a second while it works) and returns them.
+    pub async fn totals_when(&self, done: impl Fn(&SfuStats) -> bool) -> SfuStats {
+        let mut published = self.published.subscribe();
+        loop {
+            published.borrow_and_update();
+            let totals = self.totals();
+            if done(&totals) {
+                return totals;
+            }
+            if published.changed().await.is_err() {
+                return totals;
+            }
+        }
     }
 
     /// Every room carried, over all workers (as last published).

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protocol::{ParticipantId, RoomId};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::stats::{Snapshot, WorkerStats};
 use super::udp::BatchSocket;
@@ -88,6 +88,8 @@ pub struct WorkerSetup {
     pub events: broadcast::Sender<SfuEvent>,
     /// Shared counters.
     pub stats: Arc<WorkerStats>,
+    /// Bumped whenever the worker publishes new statistics.
+    pub published: Arc<watch::Sender<u64>>,
 }
 
 /// Starts the worker thread.
@@ -106,7 +108,7 @@ pub fn spawn(setup: WorkerSetup) -> std::io::Result<JoinHandle<()>> {
                 match Worker::new(setup) {
                     Ok(worker) => worker.run().await,
                     Err(e) => {
-                        tracing::error!(worker = index, error = %e, "worker socket setup failed")
+                        tracing::error!(worker = index, error = %e, "worker socket setup failed");
                     }
                 }
             }),
@@ -138,6 +140,7 @@ struct Worker {
     commands: mpsc::UnboundedReceiver<Command>,
     events: broadcast::Sender<SfuEvent>,
     stats: Arc<WorkerStats>,
+    published: Arc<watch::Sender<u64>>,
     next_publish: Instant,
 }
 
@@ -152,13 +155,14 @@ impl Worker {
             commands: setup.commands,
             events: setup.events,
             stats: setup.stats,
+            published: setup.published,
             next_publish: now(),
         })
     }
 
     async fn run(mut self) {
         tracing::debug!(worker = self.index, addr = %self.local, "worker started");
-        let mut timeout = self.drain().await;
+        let (mut timeout, _) = self.drain().await;
         self.publish(now());
         loop {
             let woke;
@@ -188,10 +192,12 @@ impl Worker {
                     self.sfu.handle_timeout(woke);
                 }
             }
-            timeout = self.drain().await;
+            let (next, evented) = self.drain().await;
+            timeout = next;
             let done = now();
             self.stats.loop_time(done.saturating_duration_since(woke));
-            if commanded || done >= self.next_publish {
+            // Publish at once when something changed that others wait for.
+            if commanded || evented || done >= self.next_publish {
                 self.publish(done);
             }
         }
@@ -240,8 +246,10 @@ impl Worker {
         }
     }
 
-    /// Drains the core's output; returns its next timeout.
-    async fn drain(&mut self) -> Instant {
+    /// Drains the core's output; returns its next timeout and whether it
+    /// raised events.
+    async fn drain(&mut self) -> (Instant, bool) {
+        let mut evented = false;
         loop {
             match self.sfu.poll_output() {
                 Output::Transmit(t) => {
@@ -253,8 +261,9 @@ impl Worker {
                 Output::Event(event) => {
                     // No receiver (standalone, nobody listening) is fine.
                     let _ = self.events.send(event);
+                    evented = true;
                 }
-                Output::Timeout(at) => return at,
+                Output::Timeout(at) => return (at, evented),
             }
         }
     }
@@ -264,6 +273,7 @@ impl Worker {
             sfu: self.sfu.stats(),
             rooms: self.sfu.rooms(),
         });
+        self.published.send_modify(|n| *n = n.wrapping_add(1));
         self.next_publish = now + PUBLISH_EVERY;
     }
 }

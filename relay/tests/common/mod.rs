@@ -1,0 +1,122 @@
+//! Test helpers: a fake signaling control endpoint on 127.0.0.1 and grants.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use protocol::control::{RelayToSignaling, SignalingToRelay};
+use protocol::{Grant, GrantRole, NodeId, ParticipantId, RoomId};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const SECRET: &str = "relay-test-secret-0123456789";
+
+/// A fake signaling server: hands every accepted control connection to the test.
+pub struct FakeSignaling {
+    pub url: String,
+    conns: mpsc::UnboundedReceiver<Conn>,
+}
+
+/// One control connection, seen from signaling.
+pub struct Conn {
+    ws: WebSocketStream<TcpStream>,
+}
+
+impl FakeSignaling {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/control", listener.local_addr().unwrap());
+        let (tx, conns) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+                    if tx.send(Conn { ws }).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self { url, conns }
+    }
+
+    /// The next connection the relay makes.
+    pub async fn accept(&mut self) -> Conn {
+        self.conns.recv().await.expect("fake signaling stopped")
+    }
+}
+
+impl Conn {
+    /// The next message from the relay, `None` when the connection closed.
+    pub async fn try_recv(&mut self) -> Option<RelayToSignaling> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Text(text)) => {
+                    return Some(serde_json::from_str(&text).expect("relay sent valid JSON"));
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next message from the relay.
+    pub async fn recv(&mut self) -> RelayToSignaling {
+        self.try_recv().await.expect("connection closed")
+    }
+
+    /// The next message that is not a heartbeat.
+    pub async fn recv_non_heartbeat(&mut self) -> RelayToSignaling {
+        loop {
+            match self.recv().await {
+                RelayToSignaling::Heartbeat(_) => {}
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn send(&mut self, message: &SignalingToRelay) {
+        let text = serde_json::to_string(message).unwrap();
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_owned())).await.unwrap();
+    }
+
+    /// Reads the `register` message and accepts it.
+    pub async fn register(&mut self, heartbeat_ms: u64) -> protocol::control::Register {
+        let RelayToSignaling::Register(reg) = self.recv().await else {
+            panic!("first message is not register");
+        };
+        self.send(&SignalingToRelay::Registered { heartbeat_ms })
+            .await;
+        reg
+    }
+}
+
+pub fn unix_now() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn node() -> NodeId {
+    NodeId::new("relay-test").unwrap()
+}
+
+pub fn grant(room: &str, participant: &str) -> Grant {
+    Grant {
+        room: RoomId::new(room).unwrap(),
+        participant: ParticipantId::new(participant).unwrap(),
+        role: GrantRole::Participant,
+        node: node(),
+        exp: unix_now() + 600,
+    }
+}
+
+/// Generous bound for awaiting something that should happen promptly.
+pub const PATIENCE: Duration = Duration::from_secs(20);
