@@ -1,0 +1,381 @@
+//! [`PeerLoop`]: one thread running many peers. It waits on all their sockets with one
+//! mio `Poll`, keeps each peer's next deadline (str0m timeout or media tick) in a
+//! min-heap, and stops by itself at its configured end.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::ReadyPeer;
+use super::slot::{Ctx, Slot};
+use crate::stats::{FreezeThresholds, Recorder};
+use crate::{Error, Result};
+
+const WAKER: Token = Token(usize::MAX);
+
+/// Timing of one loop. Every loop is bounded: it stops sending at `send_until` and
+/// exits at `stop_at` (the gap lets in-flight packets arrive).
+#[derive(Debug, Clone, Copy)]
+pub struct LoopConfig {
+    /// Second 0 of the run's time series.
+    pub run_start: Instant,
+    /// Publishers send media until this instant; freezes are evaluated up to it.
+    pub send_until: Instant,
+    /// The loop exits at this instant.
+    pub stop_at: Instant,
+    /// Freeze thresholds for receivers.
+    pub freeze: FreezeThresholds,
+    /// Most peers this loop accepts; more are refused.
+    pub max_peers: usize,
+}
+
+impl LoopConfig {
+    /// A run starting now, sending for `duration`, then draining for `drain`.
+    pub fn for_duration(duration: Duration, drain: Duration) -> Self {
+        let run_start = Instant::now();
+        LoopConfig {
+            run_start,
+            send_until: run_start + duration,
+            stop_at: run_start + duration + drain,
+            freeze: FreezeThresholds::default(),
+            max_peers: 10_000,
+        }
+    }
+}
+
+/// Counters a loop updates as it goes, for the live progress display.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Peers handed to the loop.
+    pub added: AtomicU64,
+    /// Peers connected (ICE + DTLS).
+    pub connected: AtomicU64,
+    /// Peers failed.
+    pub failed: AtomicU64,
+    /// RTP packets sent.
+    pub sent_packets: AtomicU64,
+    /// RTP packets received (with probes).
+    pub rx_packets: AtomicU64,
+    /// RTP payload bytes received.
+    pub rx_bytes: AtomicU64,
+    /// Packets expected by receivers.
+    pub expected: AtomicU64,
+    /// Distinct packets delivered.
+    pub delivered: AtomicU64,
+}
+
+/// A point-in-time copy of [`LiveCounters`] (summable over loops).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveSnapshot {
+    /// See [`LiveCounters::added`].
+    pub added: u64,
+    /// See [`LiveCounters::connected`].
+    pub connected: u64,
+    /// See [`LiveCounters::failed`].
+    pub failed: u64,
+    /// See [`LiveCounters::sent_packets`].
+    pub sent_packets: u64,
+    /// See [`LiveCounters::rx_packets`].
+    pub rx_packets: u64,
+    /// See [`LiveCounters::rx_bytes`].
+    pub rx_bytes: u64,
+    /// See [`LiveCounters::expected`].
+    pub expected: u64,
+    /// See [`LiveCounters::delivered`].
+    pub delivered: u64,
+}
+
+impl LiveCounters {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        LiveSnapshot {
+            added: self.added.load(Relaxed),
+            connected: self.connected.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            sent_packets: self.sent_packets.load(Relaxed),
+            rx_packets: self.rx_packets.load(Relaxed),
+            rx_bytes: self.rx_bytes.load(Relaxed),
+            expected: self.expected.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+        }
+    }
+}
+
+impl std::ops::Add for LiveSnapshot {
+    type Output = LiveSnapshot;
+    fn add(self, o: LiveSnapshot) -> LiveSnapshot {
+        LiveSnapshot {
+            added: self.added + o.added,
+            connected: self.connected + o.connected,
+            failed: self.failed + o.failed,
+            sent_packets: self.sent_packets + o.sent_packets,
+            rx_packets: self.rx_packets + o.rx_packets,
+            rx_bytes: self.rx_bytes + o.rx_bytes,
+            expected: self.expected + o.expected,
+            delivered: self.delivered + o.delivered,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Add(Box<ReadyPeer>),
+    Stop,
+}
+
+/// Cloneable handle to give a running [`PeerLoop`] peers or stop it early.
+#[derive(Debug, Clone)]
+pub struct LoopSender {
+    tx: Sender<Command>,
+    waker: Arc<Waker>,
+    counters: Arc<LiveCounters>,
+}
+
+impl LoopSender {
+    /// Hands a negotiated peer to the loop.
+    pub fn add(&self, peer: ReadyPeer) -> Result<()> {
+        self.tx
+            .send(Command::Add(Box::new(peer)))
+            .map_err(|_| Error::Stopped("peer loop"))?;
+        self.waker.wake()?;
+        Ok(())
+    }
+
+    /// Asks the loop to stop now (it also stops by itself at `stop_at`).
+    pub fn stop(&self) {
+        if self.tx.send(Command::Stop).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// The loop's live counters.
+    pub fn counters(&self) -> &Arc<LiveCounters> {
+        &self.counters
+    }
+}
+
+/// A thread running many peers until its [`LoopConfig::stop_at`].
+#[derive(Debug)]
+pub struct PeerLoop {
+    sender: LoopSender,
+    thread: JoinHandle<Recorder>,
+}
+
+impl PeerLoop {
+    /// Starts a loop thread named `name`.
+    pub fn spawn(name: &str, config: LoopConfig) -> Result<PeerLoop> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(LiveCounters::default());
+        let run = Runner {
+            poll,
+            rx,
+            config,
+            counters: Arc::clone(&counters),
+            slots: Vec::new(),
+            heap: BinaryHeap::new(),
+            recorder: Recorder::new(config.run_start),
+        };
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || run.run())?;
+        Ok(PeerLoop {
+            sender: LoopSender {
+                tx,
+                waker,
+                counters,
+            },
+            thread,
+        })
+    }
+
+    /// A handle to add peers.
+    pub fn sender(&self) -> LoopSender {
+        self.sender.clone()
+    }
+
+    /// Waits for the loop to end (at `stop_at`, or earlier after [`LoopSender::stop`])
+    /// and returns what it measured.
+    pub fn join(self) -> Result<Recorder> {
+        self.thread.join().map_err(|_| Error::Stopped("peer loop"))
+    }
+}
+
+struct Runner {
+    poll: Poll,
+    rx: Receiver<Command>,
+    config: LoopConfig,
+    counters: Arc<LiveCounters>,
+    slots: Vec<Option<Slot>>,
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    recorder: Recorder,
+}
+
+impl Runner {
+    fn run(mut self) -> Recorder {
+        let mut events = Events::with_capacity(1024);
+        let mut buf = vec![0u8; 2048];
+        let mut stopping = false;
+        while !stopping {
+            let now = Instant::now();
+            if now >= self.config.stop_at {
+                break;
+            }
+            self.fire_timers(now);
+            let next = self
+                .heap
+                .peek()
+                .map_or(self.config.stop_at, |Reverse((t, _))| *t)
+                .min(self.config.stop_at);
+            let timeout = next.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(error = %e, "peer loop poll failed");
+                break;
+            }
+            for event in &events {
+                if event.token() == WAKER {
+                    stopping |= self.take_commands();
+                } else {
+                    self.read_socket(event.token().0, &mut buf);
+                }
+            }
+        }
+        let end = Instant::now().min(self.config.send_until);
+        for slot in self.slots.drain(..).flatten() {
+            slot.finish(end, &mut self.recorder);
+        }
+        self.recorder
+    }
+
+    fn ctx(&mut self) -> (&mut Vec<Option<Slot>>, Ctx<'_>) {
+        (
+            &mut self.slots,
+            Ctx {
+                recorder: &mut self.recorder,
+                counters: &self.counters,
+                freeze: self.config.freeze,
+                send_until: self.config.send_until,
+            },
+        )
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((t, idx))) = self.heap.peek() {
+            if t > now {
+                break;
+            }
+            self.heap.pop();
+            let (slots, mut ctx) = self.ctx();
+            let Some(slot) = slots.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            if slot.scheduled != Some(t) {
+                continue; // Stale entry; a newer one exists.
+            }
+            slot.scheduled = None;
+            slot.on_timer(now, &mut ctx);
+            self.reschedule(idx);
+        }
+    }
+
+    fn read_socket(&mut self, idx: usize, buf: &mut [u8]) {
+        let (slots, mut ctx) = self.ctx();
+        let Some(slot) = slots.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        loop {
+            match slot.socket.recv_from(buf) {
+                Ok((n, source)) => {
+                    let data = buf.get(..n).unwrap_or_default();
+                    slot.on_datagram(Instant::now(), source, data, &mut ctx);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // E.g. ICMP port unreachable from a peer that went away.
+                    tracing::trace!(error = %e, "recv failed");
+                    break;
+                }
+            }
+        }
+        self.reschedule(idx);
+    }
+
+    /// Pushes the slot's deadline if it is earlier than its scheduled entry; drops dead
+    /// slots.
+    fn reschedule(&mut self, idx: usize) {
+        let send_until = self.config.send_until;
+        let Some(entry) = self.slots.get_mut(idx) else {
+            return;
+        };
+        let Some(slot) = entry.as_mut() else {
+            return;
+        };
+        if !slot.alive() {
+            if let Some(mut dead) = entry.take() {
+                let _ = self.poll.registry().deregister(&mut dead.socket);
+                let end = Instant::now().min(send_until);
+                dead.finish(end, &mut self.recorder);
+            }
+            return;
+        }
+        let deadline = slot.deadline(send_until);
+        if slot.scheduled.is_none_or(|s| deadline < s) {
+            slot.scheduled = Some(deadline);
+            self.heap.push(Reverse((deadline, idx)));
+        }
+    }
+
+    /// Applies queued commands; returns true on Stop.
+    fn take_commands(&mut self) -> bool {
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Stop => return true,
+                Command::Add(peer) => self.add(*peer),
+            }
+        }
+        false
+    }
+
+    fn add(&mut self, peer: ReadyPeer) {
+        self.recorder.peers.added += 1;
+        self.counters.added.fetch_add(1, Relaxed);
+        let idx = self.slots.len();
+        if idx >= self.config.max_peers {
+            tracing::warn!(peer = %peer.peer, "peer loop full, refusing peer");
+            self.recorder.peers.failed += 1;
+            self.counters.failed.fetch_add(1, Relaxed);
+            return;
+        }
+        let mut slot = Slot::new(peer);
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut slot.socket, Token(idx), Interest::READABLE)
+        {
+            tracing::warn!(error = %e, "could not register peer socket");
+            self.recorder.peers.failed += 1;
+            self.counters.failed.fetch_add(1, Relaxed);
+            return;
+        }
+        self.slots.push(Some(slot));
+        let now = Instant::now();
+        let (slots, mut ctx) = self.ctx();
+        if let Some(Some(slot)) = slots.get_mut(idx) {
+            // Drain what negotiation queued (MediaAdded, first STUN) right away.
+            slot.on_timer(now, &mut ctx);
+        }
+        self.reschedule(idx);
+    }
+}

@@ -1,0 +1,279 @@
+//! The `bench` command line: one clap [`Cli`] (flags + env vars), validated before any
+//! load starts. `main.rs` only parses it and calls [`run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::loopback::{self, LoopbackConfig};
+use super::unavailable;
+use crate::media::{AudioShape, VideoShape};
+use crate::report::progress;
+use crate::shim::ShimConfig;
+use crate::target::check_target;
+
+/// Load tests for Anteroom (or any WHIP/WHEP server) that behave like real users.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version, about)]
+pub struct Cli {
+    /// The scenario to run.
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Flags every scenario shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// How long media is sent (e.g. 30s, 2m, 500ms). Every load stops by itself.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Write the JSON report to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write an SVG plot of latency and throughput to this file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Set by CI systems; disables the progress line.
+    #[arg(long, env = "CI", hide = true, default_value_t = false, value_parser = parse_ci)]
+    pub ci: bool,
+}
+
+/// Flags of scenarios that load a running system.
+#[derive(Debug, Clone, Args)]
+pub struct Remote {
+    /// The system to load: signaling URL (ws://…), or whip://…/whep://… for any SFU.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    pub target: String,
+    /// Allow a non-loopback target (never needed for local testing).
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// Publishers send directly (peer-to-peer) to subscribers over 127.0.0.1, optionally
+    /// through a lossy/delaying shim. Checks the harness and measures its CPU per packet.
+    Loopback(LoopbackArgs),
+    /// R rooms × 1 publisher × S subscribers through relays (livestream shape).
+    /// Not available yet: needs issue 4.
+    Fanout {
+        /// Rooms.
+        #[arg(long, default_value_t = 1)]
+        rooms: u32,
+        /// Subscribers per room.
+        #[arg(long, default_value_t = 50)]
+        subscribers: u32,
+        /// Add subscribers until loss > 1 % or p99 latency > this many ms; report capacity.
+        #[arg(long)]
+        ramp: Option<u32>,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// R rooms × N participants all publishing and subscribing. Not available yet: needs issue 4.
+    Meeting {
+        /// Rooms.
+        #[arg(long, default_value_t = 1)]
+        rooms: u32,
+        /// Participants per room.
+        #[arg(long, default_value_t = 4)]
+        participants: u32,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Many audio-only participants. Not available yet: needs issue 4.
+    Audio {
+        /// Participants.
+        #[arg(long, default_value_t = 100)]
+        participants: u32,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// K waiting patients and C clinicians with arrival/admit churn; join, position-update
+    /// and admit latencies. Not available yet: needs issue 2's signaling client protocol.
+    Lobby {
+        /// Concurrent waiting patients.
+        #[arg(long, default_value_t = 5000)]
+        patients: u32,
+        /// Clinicians admitting.
+        #[arg(long, default_value_t = 10)]
+        clinicians: u32,
+        /// New patient arrivals per second.
+        #[arg(long, default_value_t = 100)]
+        arrival_rate: u32,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A running load, then a relay is killed; measures every participant's media gap.
+    /// Not available yet: needs issue 4.
+    Failover {
+        /// Command that kills a relay (run once, mid-load).
+        #[arg(long)]
+        kill_cmd: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// `bench loopback` flags.
+#[derive(Debug, Clone, Args)]
+pub struct LoopbackArgs {
+    /// Publishers.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: u32,
+    /// Subscribers per publisher (each its own peer connection; no relay).
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: u32,
+    /// Video bitrate of the full layer, kbit/s (0 = no video).
+    #[arg(long, default_value_t = 1000)]
+    pub video_kbps: u32,
+    /// Video frames per second.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Send three simulcast layers (q, h, f at 1/4, 1/2, full bitrate).
+    #[arg(long)]
+    pub simulcast: bool,
+    /// No audio track.
+    #[arg(long)]
+    pub no_audio: bool,
+    /// Drop this percentage of RTP packets between each pair (via the shim).
+    #[arg(long, default_value_t = 0.0)]
+    pub loss_pct: f64,
+    /// Add this one-way delay between each pair (via the shim), e.g. 40ms.
+    #[arg(long, value_parser = parse_duration)]
+    pub delay: Option<Duration>,
+    /// Seed of the shim's loss RNG.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Peer loop threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// New pairs per second while joining.
+    #[arg(long, default_value_t = 200)]
+    pub join_rate: u32,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+impl LoopbackArgs {
+    /// The scenario configuration these flags describe.
+    pub fn config(&self) -> LoopbackConfig {
+        let delay = self.delay.unwrap_or_default();
+        let impaired = self.loss_pct > 0.0 || !delay.is_zero();
+        LoopbackConfig {
+            publishers: self.publishers,
+            subscribers: self.subscribers,
+            duration: self.common.duration,
+            audio: (!self.no_audio).then(AudioShape::default),
+            video: (self.video_kbps > 0).then(|| VideoShape {
+                bitrate_bps: self.video_kbps.saturating_mul(1000),
+                fps: self.fps.clamp(1, 120),
+                simulcast: self.simulcast,
+                ..VideoShape::default()
+            }),
+            impairment: impaired.then(|| ShimConfig {
+                loss: self.loss_pct / 100.0,
+                delay,
+                seed: self.seed,
+                ..ShimConfig::default()
+            }),
+            threads: self.threads,
+            join_rate: self.join_rate,
+            ..LoopbackConfig::default()
+        }
+    }
+}
+
+/// Parses `30s`, `2m`, `500ms`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => v,
+        "ms" => v / 1000.0,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+#[allow(clippy::unnecessary_wraps)] // clap value parsers return Result.
+fn parse_ci(s: &str) -> Result<bool, String> {
+    Ok(!matches!(
+        s.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "false" | "no"
+    ))
+}
+
+/// Runs the parsed command line; prints the report; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let (name, remote) = match &cli.scenario {
+        Scenario::Loopback(args) => return run_loopback(args).await,
+        Scenario::Fanout { remote, .. } => ("fanout", remote),
+        Scenario::Meeting { remote, .. } => ("meeting", remote),
+        Scenario::Audio { remote, .. } => ("audio", remote),
+        Scenario::Lobby { remote, .. } => ("lobby", remote),
+        Scenario::Failover { remote, .. } => ("failover", remote),
+    };
+    // Refuse a remote target first: that rule holds whatever the scenario.
+    if let Err(e) = check_target(&remote.target, remote.allow_remote) {
+        eprintln!("bench {name}: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(u) = unavailable(name) {
+        eprintln!("{u}");
+    }
+    ExitCode::from(3)
+}
+
+async fn run_loopback(args: &LoopbackArgs) -> ExitCode {
+    let show = progress::enabled(args.common.quiet, args.common.ci);
+    let report = match loopback::run(&args.config(), show).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bench loopback: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}", report.table());
+    for (path, body) in [
+        (&args.common.json, report.to_json()),
+        (&args.common.svg, report.svg()),
+    ] {
+        if let Some(path) = path
+            && let Err(e) = std::fs::write(path, body)
+        {
+            eprintln!("bench loopback: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.peers.connected == 0 {
+        eprintln!("bench loopback: no peer connected");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;
