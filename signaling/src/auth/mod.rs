@@ -1,1 +1,359 @@
-//! (being written)
+//! Clinician authentication: password login with throttling, server-side
+//! sessions with idle and absolute expiry, logout, and ending the sessions
+//! of a disabled account. Every outcome is written to the [`Audit`] trail.
+//!
+//! [`Auth`] is shared as `Arc<Auth>`. Its methods are synchronous and take the
+//! current time as an argument; [`Auth::login`] runs Argon2 (~50 ms of CPU), so
+//! async code calls it through `tokio::task::spawn_blocking`.
+//!
+//! - [`password`]: Argon2id hashing ([`hash_password`] makes a config hash).
+//! - `sessions`: the token table (tokens stored as SHA-256 only).
+//! - [`throttle`]: failed-login limits and back-off.
+
+pub mod password;
+mod sessions;
+pub mod throttle;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use protocol::{ClinicianId, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{Audit, AuditAction, AuditEvent};
+use crate::directory::{Directory, normalize_username};
+pub use password::{HashParams, MAX_PASSWORD_BYTES, hash_password, try_hash_password};
+use sessions::{Lookup, SessionStore};
+use throttle::Throttle;
+pub use throttle::ThrottlePolicy;
+
+/// Longest username accepted at login, in bytes (longer input fails at once).
+const MAX_LOGIN_USERNAME_BYTES: usize = 256;
+
+/// Session lifetimes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// A session ends this long after its last use (default 20 minutes).
+    pub idle: Duration,
+    /// A session ends this long after login whatever its use (default 12 hours).
+    pub max_age: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(20 * 60),
+            max_age: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// The role of a staff account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffRole {
+    /// Sees and handles the organisation's waiting rooms.
+    Clinician,
+    /// A clinician who may also manage the organisation's accounts.
+    Admin,
+}
+
+impl StaffRole {
+    /// The wire/config name: `clinician` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Clinician => "clinician",
+            StaffRole::Admin => "admin",
+        }
+    }
+}
+
+/// Who a live session belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The account.
+    pub clinician: ClinicianId,
+    /// The account's organisation: everything the session sees is scoped to it.
+    pub tenant: TenantId,
+    /// The account's role.
+    pub role: StaffRole,
+    /// Name shown to colleagues and patients.
+    pub display_name: String,
+}
+
+/// Why an authentication or account operation failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// Unknown username, wrong password or disabled account (deliberately
+    /// indistinguishable).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// Too many failed logins; the password was not checked.
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until an attempt may be admitted (at least 1).
+        retry_after_secs: u64,
+    },
+    /// The username is already in use (usernames are unique deployment-wide).
+    #[error("username already taken")]
+    UsernameTaken,
+    /// No such account in that organisation.
+    #[error("no such account")]
+    UnknownAccount,
+    /// Input that breaks a rule (password policy, username form, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// Hashing failed or was asked for weak parameters.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// Authentication service: see the module docs.
+pub struct Auth {
+    directory: Arc<Directory>,
+    audit: Audit,
+    settings: AuthSettings,
+    sessions: SessionStore,
+    throttle: Mutex<Throttle>,
+    dummy_hash: OnceLock<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("settings", &self.settings)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most concurrent sessions per account; the least recently used one is
+/// dropped when a new login would exceed it.
+const SESSIONS_PER_CLINICIAN: usize = 16;
+
+impl Auth {
+    /// Creates the service with the default [`ThrottlePolicy`].
+    pub fn new(directory: Arc<Directory>, audit: Audit, settings: AuthSettings) -> Auth {
+        Self::with_throttle_policy(directory, audit, settings, ThrottlePolicy::default())
+    }
+
+    /// Creates the service with a custom throttle policy.
+    pub fn with_throttle_policy(
+        directory: Arc<Directory>,
+        audit: Audit,
+        settings: AuthSettings,
+        policy: ThrottlePolicy,
+    ) -> Auth {
+        Auth {
+            sessions: SessionStore::new(settings.idle, settings.max_age, SESSIONS_PER_CLINICIAN),
+            throttle: Mutex::new(Throttle::new(policy)),
+            directory,
+            audit,
+            settings,
+            dummy_hash: OnceLock::new(),
+        }
+    }
+
+    /// The session lifetimes in force.
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// Checks a username and password from `source`. On success opens a
+    /// session and returns its token (256 random bits, base64url) — the only
+    /// time the token exists in clear on the server.
+    ///
+    /// Costs one Argon2 verification whether or not the username exists,
+    /// except when throttled ([`AuthError::Throttled`]), which checks nothing.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        source: IpAddr,
+        now: Instant,
+    ) -> Result<(String, SessionInfo), AuthError> {
+        self.sweep_expired(now);
+        if username.len() > MAX_LOGIN_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
+            self.audit.record(
+                AuditEvent::new(AuditAction::LoginFailed)
+                    .source(source)
+                    .detail("oversized_input"),
+            );
+            return Err(AuthError::InvalidCredentials);
+        }
+        let name = normalize_username(username);
+        let record = self.directory.login_record(&name);
+        let attempt = self
+            .throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .begin(&name, source, now);
+        let attempt = match attempt {
+            Ok(a) => a,
+            Err(wait) => {
+                let mut e = AuditEvent::new(AuditAction::LoginThrottled).source(source);
+                if let Some((info, _)) = &record {
+                    e = e.actor(info.id.clone()).tenant(info.tenant.clone());
+                }
+                self.audit.record(e);
+                return Err(AuthError::Throttled {
+                    retry_after_secs: ceil_secs(wait),
+                });
+            }
+        };
+
+        let Some((info, phc)) = record else {
+            let _ = password::verify_password(self.dummy_hash(), password);
+            self.audit.record(
+                AuditEvent::new(AuditAction::LoginFailed)
+                    .source(source)
+                    .detail("unknown_username"),
+            );
+            return Err(AuthError::InvalidCredentials);
+        };
+        let matches = password::verify_password(&phc, password);
+        if !matches || !info.enabled {
+            let why = if matches {
+                "account_disabled"
+            } else {
+                "bad_password"
+            };
+            self.audit.record(
+                AuditEvent::new(AuditAction::LoginFailed)
+                    .actor(info.id.clone())
+                    .tenant(info.tenant.clone())
+                    .source(source)
+                    .detail(why),
+            );
+            return Err(AuthError::InvalidCredentials);
+        }
+
+        self.throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .succeeded(&attempt, now);
+        let session = SessionInfo {
+            clinician: info.id.clone(),
+            tenant: info.tenant.clone(),
+            role: info.role,
+            display_name: info.display_name.clone(),
+        };
+        let token = self.sessions.create(session.clone(), now);
+        self.audit.record(
+            AuditEvent::new(AuditAction::Login)
+                .actor(info.id)
+                .tenant(info.tenant)
+                .source(source),
+        );
+        Ok((token, session))
+    }
+
+    /// Validates `token` and extends its idle deadline. `None` if unknown,
+    /// expired (idle or absolute), logged out, or its account is disabled.
+    pub fn session(&self, token: &str, now: Instant) -> Option<SessionInfo> {
+        match self.sessions.touch(token, now) {
+            Lookup::Valid(info) => {
+                let enabled = self
+                    .directory
+                    .clinician(&info.clinician)
+                    .is_some_and(|c| c.enabled && c.tenant == info.tenant);
+                if enabled {
+                    Some(info)
+                } else {
+                    self.sessions.remove(token);
+                    None
+                }
+            }
+            Lookup::Expired(info) => {
+                self.record_expired(&info);
+                None
+            }
+            Lookup::Missing => None,
+        }
+    }
+
+    /// Ends the session of `token` (audited as a logout). Returns who it
+    /// belonged to, or `None` if there was no such live session.
+    pub fn logout(&self, token: &str) -> Option<SessionInfo> {
+        self.logout_from(token, None)
+    }
+
+    /// [`Auth::logout`], recording the requester's address in the audit line.
+    pub fn logout_from(&self, token: &str, source: Option<IpAddr>) -> Option<SessionInfo> {
+        let info = self.sessions.remove(token)?;
+        let mut e = AuditEvent::new(AuditAction::Logout)
+            .actor(info.clinician.clone())
+            .tenant(info.tenant.clone());
+        if let Some(ip) = source {
+            e = e.source(ip);
+        }
+        self.audit.record(e);
+        Some(info)
+    }
+
+    /// Ends every session of `clinician` at once (e.g. the account was
+    /// disabled). Returns how many ended.
+    pub fn end_sessions_of(&self, clinician: &ClinicianId) -> usize {
+        self.sessions.remove_clinician(clinician)
+    }
+
+    /// Removes expired sessions (auditing each as `session_expired`). Login
+    /// calls it; a server may also call it periodically.
+    pub fn sweep_expired(&self, now: Instant) {
+        for info in self.sessions.sweep(now) {
+            self.record_expired(&info);
+        }
+    }
+
+    /// Hashes a new account's password at the production cost, after
+    /// checking the password policy (12 to 1024 characters/bytes).
+    pub fn hash_new_password(password: &str) -> Result<String, AuthError> {
+        check_password_policy(password)?;
+        try_hash_password(password, HashParams::default())
+    }
+
+    fn record_expired(&self, info: &SessionInfo) {
+        self.audit.record(
+            AuditEvent::new(AuditAction::SessionExpired)
+                .actor(info.clinician.clone())
+                .tenant(info.tenant.clone()),
+        );
+    }
+
+    /// A hash to verify against when the username is unknown, with the same
+    /// cost as the directory's hashes, so timing does not reveal usernames.
+    fn dummy_hash(&self) -> &str {
+        self.dummy_hash.get_or_init(|| {
+            let params = self.directory.sample_hash_params().unwrap_or_default();
+            let filler: [u8; 16] = rand::random();
+            try_hash_password(&format!("{filler:?}"), params)
+                .unwrap_or_else(|_| hash_password("dummy password for unknown usernames"))
+        })
+    }
+}
+
+/// The password policy for new accounts: at least 12 characters, at most
+/// [`MAX_PASSWORD_BYTES`] bytes.
+pub fn check_password_policy(password: &str) -> Result<(), AuthError> {
+    if password.chars().count() < 12 {
+        return Err(AuthError::Invalid(
+            "password must be at least 12 characters".to_owned(),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(AuthError::Invalid(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Whole seconds, rounded up, at least 1.
+fn ceil_secs(d: Duration) -> u64 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.max(1)
+}
+
+#[cfg(test)]
+mod tests;
