@@ -11,9 +11,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakeSignaling, SECRET, grant, node, unix_now};
+use common::{FakeSignaling, SECRET, client_offer, grant, node, unix_now};
 use protocol::control::{RelayToSignaling, SignalingToRelay, verify_register_auth};
-use protocol::{NodeId, Region};
+use protocol::{NodeId, ParticipantId, Region, RoomId};
 use relay::control::{Backoff, ControlOptions};
 use relay::{Config, Relay, RelayHandle};
 use std::time::Instant;
@@ -220,5 +220,110 @@ async fn draining_refuses_new_rooms_and_says_so_at_once() {
         panic!("expected a heartbeat");
     };
     assert!(hb.draining);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn offers_are_answered_rooms_reannounced_and_kicks_reported() {
+    let mut signaling = FakeSignaling::start().await;
+    let relay = start(&signaling).await;
+    let mut conn = signaling.accept().await;
+    conn.register(200).await;
+
+    let room = RoomId::new("room-a").unwrap();
+    let (alice, bob) = (
+        ParticipantId::new("alice").unwrap(),
+        ParticipantId::new("bob").unwrap(),
+    );
+    for (request, who) in [(1, &alice), (2, &bob)] {
+        conn.send(&SignalingToRelay::Offer {
+            request,
+            grant: grant("room-a", who.as_str()).sign(SECRET.as_bytes()),
+            sdp: client_offer(),
+        })
+        .await;
+        match conn.recv_non_heartbeat().await {
+            RelayToSignaling::Answer {
+                request: r,
+                participant,
+                sdp,
+            } => {
+                assert_eq!((r, &participant), (request, who));
+                assert!(sdp.contains("a=ice-lite"), "{sdp}");
+                let port = relay.udp_addrs()[0].port().to_string();
+                assert!(sdp.contains(&port), "the answer names the worker's port");
+            }
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+    // Heartbeats report the load.
+    loop {
+        if let RelayToSignaling::Heartbeat(hb) = conn.recv().await
+            && hb.load.participants == 2
+        {
+            assert_eq!(hb.load.rooms, 1);
+            break;
+        }
+    }
+
+    // Signaling restarts: the relay comes back and re-announces its room.
+    drop(conn);
+    let mut conn = signaling.accept().await;
+    let reg = conn.register(200).await;
+    assert_eq!(reg.rooms, vec![room.clone()]);
+
+    // While draining, the existing room still takes joins; a new room does not.
+    relay.drain();
+    for (request, room_name, answered) in [(3, "room-a", true), (4, "room-b", false)] {
+        conn.send(&SignalingToRelay::Offer {
+            request,
+            grant: grant(room_name, "carol").sign(SECRET.as_bytes()),
+            sdp: client_offer(),
+        })
+        .await;
+        match (conn.recv_non_heartbeat().await, answered) {
+            (RelayToSignaling::Answer { request: r, .. }, true) => assert_eq!(r, request),
+            (RelayToSignaling::Refused { request: r, reason }, false) => {
+                assert_eq!(r, request);
+                assert!(reason.contains("draining"), "{reason}");
+            }
+            (other, _) => panic!("offer to {room_name} while draining: {other:?}"),
+        }
+    }
+    conn.send(&SignalingToRelay::Kick {
+        room: room.clone(),
+        participant: ParticipantId::new("carol").unwrap(),
+    })
+    .await;
+    assert!(matches!(
+        conn.recv_non_heartbeat().await,
+        RelayToSignaling::ParticipantLeft { .. }
+    ));
+
+    // A kick ends alice's session; signaling hears she left.
+    conn.send(&SignalingToRelay::Kick {
+        room: room.clone(),
+        participant: alice.clone(),
+    })
+    .await;
+    assert_eq!(
+        conn.recv_non_heartbeat().await,
+        RelayToSignaling::ParticipantLeft {
+            room: room.clone(),
+            participant: alice,
+        }
+    );
+    // Closing the room ends bob's.
+    conn.send(&SignalingToRelay::CloseRoom { room: room.clone() })
+        .await;
+    assert_eq!(
+        conn.recv_non_heartbeat().await,
+        RelayToSignaling::ParticipantLeft {
+            room: room.clone(),
+            participant: bob,
+        }
+    );
+    let stats = relay.stats_when(|s| s.participants == 0).await;
+    assert_eq!(stats.rooms, 0);
     relay.shutdown().await;
 }

@@ -120,3 +120,15 @@ pub fn grant(room: &str, participant: &str) -> Grant {
 
 /// Generous bound for awaiting something that should happen promptly.
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A client SDP offer (a data channel only) made by a str0m peer that never
+/// connects: enough for the relay to create the participant and its room.
+pub fn client_offer() -> String {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::Instant::now();
+    let mut rtc = str0m::RtcConfig::new().build(now);
+    let mut api = rtc.sdp_api();
+    api.add_channel("room".into());
+    let (offer, _pending) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
