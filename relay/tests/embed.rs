@@ -69,6 +69,7 @@ async fn exposes_its_ports_and_metrics_and_readiness() {
 }
 
 #[tokio::test]
+#[allow(clippy::disallowed_types)] // the test's own client socket
 async fn garbage_datagrams_are_counted_as_drops_in_metrics() {
     let relay = Relay::start(Config::local(node(), SECRET)).await.unwrap();
     let target = relay.udp_addrs()[0];

@@ -29,7 +29,7 @@ fn datagram(rng: &mut StdRng, i: u64) -> Vec<u8> {
     }
     // Half the STUN-looking ones carry the magic cookie, to get past the
     // first check into attribute parsing.
-    if i % 8 == 0 && d.len() >= 8 {
+    if i.is_multiple_of(8) && d.len() >= 8 {
         d[4..8].copy_from_slice(&0x2112_a442_u32.to_be_bytes());
     }
     d
