@@ -182,6 +182,9 @@ impl Auth {
             );
             return Err(AuthError::InvalidCredentials);
         }
+        // Made on the first login of any kind, so that first login's extra
+        // cost does not tell an unknown username from a known one.
+        let dummy = self.dummy_hash();
         let name = normalize_username(username);
         let record = self.directory.login_record(&name);
         let attempt = self
@@ -204,7 +207,7 @@ impl Auth {
         };
 
         let Some((info, phc)) = record else {
-            let _ = password::verify_password(self.dummy_hash(), password);
+            let _ = password::verify_password(dummy, password);
             self.audit.record(
                 AuditEvent::new(AuditAction::LoginFailed)
                     .source(source)
