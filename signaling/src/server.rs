@@ -21,6 +21,7 @@ use crate::Error;
 use crate::account_api;
 use crate::audit::Audit;
 use crate::auth::Auth;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::{DemoCredentials, Directory};
 use crate::lobby::{Lobby, LobbySettings};
@@ -46,6 +47,8 @@ pub struct Services {
     pub lobby: LobbySettings,
     /// Connection limits.
     pub ws: WsSettings,
+    /// Where `now` comes from (tests may use a manual clock).
+    pub clock: Clock,
 }
 
 impl Services {
@@ -80,6 +83,7 @@ impl Services {
             audit,
             lobby: config.lobby_settings(),
             ws: config.ws_settings(),
+            clock: Clock::default(),
         }
     }
 }
@@ -101,18 +105,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let lobby = Lobby::new(services.directory.clone(), services.lobby.clone());
-    let (lobby, lobby_task) = LobbyHandle::spawn(lobby, services.audit.clone());
+    let (lobby, lobby_task) =
+        LobbyHandle::spawn(lobby, services.audit.clone(), services.clock.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let shared = Arc::new(Shared::new(
         lobby,
         services.auth.clone(),
         services.ws.clone(),
+        services.clock.clone(),
         stop_rx,
         alive_tx,
     ));
 
-    let sweeper = tokio::spawn(sweep_sessions(services.auth.clone()));
+    let sweeper = tokio::spawn(sweep_sessions(
+        services.auth.clone(),
+        services.clock.clone(),
+    ));
     let app = Router::new()
         .route("/ws", get(ws::handler))
         .with_state(shared.clone())
@@ -151,11 +160,11 @@ pub async fn serve(
     result.map_err(Error::Io)
 }
 
-async fn sweep_sessions(auth: Arc<Auth>) {
+async fn sweep_sessions(auth: Arc<Auth>, clock: Clock) {
     let mut tick = tokio::time::interval(SESSION_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        auth.sweep_expired(ws::driver::now());
+        auth.sweep_expired(clock.now());
     }
 }

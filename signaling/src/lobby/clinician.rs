@@ -258,7 +258,7 @@ impl Lobby {
                 }
                 self.move_to_room(p, &info, now);
                 let e = Self::audit_event(AuditAction::Transfer, staff, &target, p);
-                self.audit(e.detail(format!("from room {from}")));
+                self.audit(e.detail(format!("from_room={from}")));
             }
             TransferTarget::Clinician(target) => {
                 if target == staff.clinician {

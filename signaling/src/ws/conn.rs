@@ -16,7 +16,7 @@ use protocol::{PROTOCOL_VERSION, Sensitive};
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::driver::{Command, OUTBOUND_QUEUE, Outbound, now};
+use super::driver::{Command, OUTBOUND_QUEUE, Outbound};
 use super::rate::TokenBucket;
 use crate::lobby::{ConnId, Peer};
 
@@ -66,7 +66,11 @@ pub(super) async fn run(
     let hello_deadline = tokio::time::Instant::now() + settings.hello_timeout;
     let mut conn = Conn {
         id,
-        bucket: TokenBucket::new(settings.rate_per_sec, settings.rate_burst, now()),
+        bucket: TokenBucket::new(
+            settings.rate_per_sec,
+            settings.rate_burst,
+            shared.clock.now(),
+        ),
         shared: shared.clone(),
         state: State::Greeting,
         last_limited: None,
@@ -143,7 +147,7 @@ impl Conn {
             Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
             Message::Close(_) => return Flow::Close,
         };
-        let t = now();
+        let t = self.shared.clock.now();
         if !self.bucket.try_take(t) {
             if self
                 .last_limited

@@ -1,16 +1,15 @@
 //! The lobby task: the one owner of the [`Lobby`]. Connection tasks send it
 //! [`Command`]s over a channel; it feeds them to the lobby, drains the
 //! lobby's outputs to the connections' outbound queues and the audit trail,
-//! and wakes the lobby at its timeouts. Time comes from tokio's clock, so
-//! tests can pause and advance it.
-
-use std::collections::HashMap;
-use std::time::Instant;
+//! and wakes the lobby at its timeouts. Time comes from the service's
+//! [`Clock`].
 
 use protocol::client::{ClientToSignaling, SignalingToClient};
+use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::Audit;
+use crate::clock::Clock;
 use crate::lobby::{ConnId, Lobby, LobbyStats, Output, Peer};
 
 /// Outbound queue length per connection; a client that lets it fill up is
@@ -57,51 +56,51 @@ pub enum Command {
     },
 }
 
-/// The current time on tokio's clock (virtual under `tokio::time::pause`).
-pub fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 /// Runs the lobby until every command sender is dropped.
-pub async fn run(mut lobby: Lobby, mut rx: mpsc::Receiver<Command>, audit: Audit) {
+pub async fn run(mut lobby: Lobby, mut rx: mpsc::Receiver<Command>, audit: Audit, clock: Clock) {
     let mut routes: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
     loop {
         let deadline = lobby.poll_timeout();
         let sleep = async {
             match deadline {
-                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                Some(t) => clock.sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
-                handle(&mut lobby, &mut routes, cmd);
+                handle(&mut lobby, &mut routes, cmd, &clock);
                 // Take whatever else is already queued before draining.
                 for _ in 0..64 {
                     match rx.try_recv() {
-                        Ok(cmd) => handle(&mut lobby, &mut routes, cmd),
+                        Ok(cmd) => handle(&mut lobby, &mut routes, cmd, &clock),
                         Err(_) => break,
                     }
                 }
             }
-            () = sleep => lobby.handle_timeout(now()),
+            () = sleep => lobby.handle_timeout(clock.now()),
         }
         drain(&mut lobby, &mut routes, &audit);
     }
     tracing::debug!("lobby task stopped");
 }
 
-fn handle(lobby: &mut Lobby, routes: &mut HashMap<ConnId, mpsc::Sender<Outbound>>, cmd: Command) {
+fn handle(
+    lobby: &mut Lobby,
+    routes: &mut HashMap<ConnId, mpsc::Sender<Outbound>>,
+    cmd: Command,
+    clock: &Clock,
+) {
     match cmd {
         Command::Hello { conn, peer, tx } => {
             routes.insert(conn, tx);
             lobby.handle_hello(conn, peer);
         }
-        Command::Message { conn, msg } => lobby.handle_message(conn, msg, now()),
+        Command::Message { conn, msg } => lobby.handle_message(conn, msg, clock.now()),
         Command::Disconnect { conn } => {
             routes.remove(&conn);
-            lobby.handle_disconnect(conn, now());
+            lobby.handle_disconnect(conn, clock.now());
         }
         Command::Stats { reply } => {
             let _ = reply.send(lobby.stats());

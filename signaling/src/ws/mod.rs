@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::account_api::SESSION_COOKIE;
 use crate::audit::Audit;
 use crate::auth::Auth;
+use crate::clock::Clock;
 use crate::lobby::{ConnId, Lobby, LobbyStats};
 use driver::Command;
 
@@ -73,9 +74,9 @@ pub struct LobbyHandle {
 
 impl LobbyHandle {
     /// Starts the lobby task on the current tokio runtime.
-    pub fn spawn(lobby: Lobby, audit: Audit) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(lobby: Lobby, audit: Audit, clock: Clock) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let task = tokio::spawn(driver::run(lobby, rx, audit));
+        let task = tokio::spawn(driver::run(lobby, rx, audit, clock));
         (Self { tx }, task)
     }
 
@@ -106,6 +107,8 @@ pub struct Shared {
     pub auth: Arc<Auth>,
     /// Connection limits.
     pub settings: WsSettings,
+    /// The service's clock.
+    pub clock: Clock,
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Held by every connection task; dropped when it ends (to wait for them).
@@ -119,6 +122,7 @@ impl Shared {
         lobby: LobbyHandle,
         auth: Arc<Auth>,
         settings: WsSettings,
+        clock: Clock,
         shutdown: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
     ) -> Self {
@@ -126,6 +130,7 @@ impl Shared {
             lobby,
             auth,
             settings,
+            clock,
             shutdown,
             alive,
             next_conn: AtomicU64::new(1),
