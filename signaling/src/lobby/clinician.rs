@@ -99,11 +99,16 @@ impl Lobby {
             .into_iter()
             .map(|info| {
                 let entries = self.rooms.get(&info.id).map_or_else(Vec::new, |q| {
-                    q.waiting
+                    let waiting = q
+                        .waiting
                         .iter()
-                        .chain(&q.consulting)
-                        .filter_map(|p| self.seats.get(p))
-                        .map(|s| self.entry(s, now))
+                        .enumerate()
+                        .map(|(i, p)| (p, Some(u32::try_from(i + 1).unwrap_or(u32::MAX))));
+                    waiting
+                        .chain(q.consulting.iter().map(|p| (p, None)))
+                        .filter_map(|(p, pos)| {
+                            self.seats.get(p).map(|s| Self::entry_at(s, pos, now))
+                        })
                         .collect()
                 });
                 WireRoom {
@@ -173,12 +178,7 @@ impl Lobby {
             clinician: clinician.clone(),
             clinician_name: name.to_owned(),
         };
-        let (room, tenant, queued_at, conn) = (
-            seat.room.clone(),
-            seat.tenant.clone(),
-            seat.queued_at,
-            seat.conn,
-        );
+        let (room, queued_at, conn) = (seat.room.clone(), seat.queued_at, seat.conn);
         if was_waiting && let Some(q) = self.rooms.get_mut(&room) {
             q.remove(p);
             q.consulting.push(p.clone());
@@ -191,14 +191,7 @@ impl Lobby {
             };
             self.send(c, msg);
         }
-        if let Some(seat) = self.seats.get(p) {
-            let entry = self.entry(seat, now);
-            let msg = SignalingToClient::PatientUpdated {
-                room: room.clone(),
-                entry,
-            };
-            self.broadcast(&tenant, &msg);
-        }
+        self.announce_update(p, now);
         if was_waiting {
             self.room_changed(&room);
         }
@@ -354,14 +347,7 @@ impl Lobby {
             q.waiting.push_front(p.clone());
         }
         self.room_changed(&room);
-        if let Some(seat) = self.seats.get(p) {
-            let entry = self.entry(seat, now);
-            let msg = SignalingToClient::PatientUpdated {
-                room: room.clone(),
-                entry,
-            };
-            self.broadcast(&staff.tenant, &msg);
-        }
+        self.announce_update(p, now);
         tracing::info!(clinician = %staff.clinician, room = %room, participant = %p, "returned to queue");
         self.audit(Self::audit_event(
             AuditAction::ReturnToQueue,

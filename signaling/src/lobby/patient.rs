@@ -122,15 +122,7 @@ impl Lobby {
                 resumed: false,
             },
         );
-        self.room_changed(&info.id);
-        if let Some(seat) = self.seats.get(&participant) {
-            let entry = self.entry(seat, now);
-            let msg = SignalingToClient::PatientArrived {
-                room: info.id,
-                entry,
-            };
-            self.broadcast(&info.tenant, &msg);
-        }
+        self.appended(&participant, now);
         Ok(())
     }
 
@@ -156,7 +148,6 @@ impl Lobby {
         seat.grace_until = None;
         seat.last_status = None;
         let room = seat.room.clone();
-        let tenant = seat.tenant.clone();
         let admitted_by = match &seat.state {
             SeatState::Admitted { clinician_name, .. } => Some(clinician_name.clone()),
             SeatState::Waiting => None,
@@ -185,21 +176,19 @@ impl Lobby {
                 resumed: true,
             },
         );
-        match admitted_by {
-            Some(clinician_name) => self.send(
+        if let Some(clinician_name) = admitted_by {
+            self.send(
                 conn,
                 SignalingToClient::Admitted {
                     room: room.clone(),
                     clinician_name,
                 },
-            ),
-            None => self.room_changed(&room),
+            );
+        } else if let Some(position) = self.rooms.get(&room).and_then(|r| r.position(&p)) {
+            self.push_status(&p, position);
         }
-        if old.is_none()
-            && let Some(seat) = self.seats.get(&p)
-        {
-            let entry = self.entry(seat, now);
-            self.broadcast(&tenant, &SignalingToClient::PatientUpdated { room, entry });
+        if old.is_none() {
+            self.announce_update(&p, now);
         }
         Ok(())
     }
@@ -220,13 +209,9 @@ impl Lobby {
         };
         seat.conn = None;
         seat.grace_until = Some(until);
-        let (room, tenant) = (seat.room.clone(), seat.tenant.clone());
         self.grace.push(Reverse((until, p.clone())));
         tracing::debug!(participant = %p, "patient disconnected, seat kept for the grace period");
-        if let Some(seat) = self.seats.get(p) {
-            let entry = self.entry(seat, now);
-            self.broadcast(&tenant, &SignalingToClient::PatientUpdated { room, entry });
-        }
+        self.announce_update(p, now);
     }
 
     /// Removes a seat and everything about the patient; tells the clinicians.
