@@ -7,7 +7,7 @@
 //! # API (the driver's contract)
 //!
 //! ```text
-//! Sfu::new(SfuConfig) -> Sfu
+//! Sfu::new_at(SfuConfig, now) -> Sfu          (Sfu::new(SfuConfig): same, reads the clock once)
 //! handle_offer(now, unix_now, grant_token, offer_sdp) -> Result<OfferAccepted{room, participant, answer_sdp}, SfuError>
 //! handle_answer(room, participant, answer_sdp) -> Result<(), SfuError>   // answer to SfuEvent::Renegotiate
 //! handle_candidate(room, participant, candidate) -> Result<(), SfuError>
@@ -17,136 +17,150 @@
 //!                           Event(SfuEvent::{ParticipantConnected, ParticipantLeft, Renegotiate, RoomClosed}),
 //!                           Timeout(Instant)}
 //! kick(room, participant) / close_room(room) / set_draining(bool)
+//! set_quality(room, subscriber, publisher, Quality)
 //! stats() -> SfuStats / rooms() -> Vec<RoomId> / participants(room) -> Vec<ParticipantId>
 //! ```
 //!
 //! After every `handle_*`, `kick`, `close_room`, drain [`Sfu::poll_output`]
 //! until it returns [`Output::Timeout`], then wait for that instant or the
 //! next datagram, whichever comes first, and call [`Sfu::handle_timeout`].
+//!
+//! # Negotiation
+//!
+//! The client's offer carries what it publishes (audio, video with up to
+//! three simulcast layers, screen share) and a data channel; the answer
+//! accepts it. Once ICE and DTLS are up, and whenever a room member starts
+//! or stops publishing, the relay makes its own offer with one send-only
+//! m-line per remote track (msid stream id = the publisher's participant
+//! id): [`SfuEvent::Renegotiate`] carries it, [`Sfu::handle_answer`] takes
+//! the client's answer. One server offer is outstanding at a time; a client
+//! re-offer (same DTLS fingerprint) wins a glare and the server re-offers.
+//!
+//! # Data channel
+//!
+//! Text JSON objects up to 16 KiB. `{"type":"set_quality","publisher":ID,
+//! "quality":"off|low|medium|high"}` is handled by the relay; any other
+//! object is relayed to the rest of the room as `{"type":"room_message",
+//! "from":ID,"message":OBJ}`. The relay sends `{"type":"active_speaker",
+//! "participant":ID}` when the loudest speaker changes.
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod channel;
 mod error;
+mod events;
+mod fanout;
+mod forward;
+mod io;
+mod keyframe;
+mod participant;
+mod room;
+mod session;
+mod simulcast;
+mod slab;
+mod speaker;
+pub mod testing;
+mod tick;
 mod types;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use protocol::{Grant, ParticipantId, RoomId};
+use protocol::{ParticipantId, RoomId};
 
 pub use error::SfuError;
+pub use simulcast::Quality;
 pub use types::{
     DropReason, LeaveReason, OfferAccepted, Output, SfuConfig, SfuEvent, SfuStats, Transmit,
 };
 
+use participant::{Participant, RtcFactory};
+use room::Room;
+use slab::{PKey, Slab};
+
 /// One worker's SFU: every room pinned to the worker, and their participants.
-#[derive(Debug)]
 pub struct Sfu {
     config: SfuConfig,
+    factory: RtcFactory,
+    participants: Slab<Participant>,
+    rooms: HashMap<RoomId, Room>,
+    by_addr: HashMap<SocketAddr, PKey>,
+    by_ufrag: HashMap<String, PKey>,
+    timers: BTreeSet<(Instant, PKey)>,
+    /// Scratch list of participants whose timer is due (reused).
+    due: Vec<PKey>,
     out: VecDeque<Output>,
+    /// str0m events awaiting handling (drained `Rtc`s push here).
+    events: VecDeque<(PKey, str0m::Event)>,
+    /// Participants whose negotiation state changed.
+    dirty: Vec<PKey>,
+    /// Participants to remove once the current event batch is done.
+    leaving: Vec<(PKey, LeaveReason)>,
     stats: SfuStats,
     draining: bool,
-    last_now: Option<Instant>,
+    now: Instant,
+    next_tick: Instant,
+    last_tick: Instant,
+    ticks: u64,
+    next_track: u64,
+}
+
+impl std::fmt::Debug for Sfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sfu")
+            .field("node", &self.config.node)
+            .field("rooms", &self.rooms.len())
+            .field("participants", &self.participants.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sfu {
-    /// Creates the SFU. Generates the shared DTLS certificate if the config
-    /// has none (do that once, not per worker, when there are many workers).
-    pub fn new(config: SfuConfig) -> Sfu {
+    /// Creates the SFU at time `now`. Generates the shared DTLS certificate
+    /// if the config has none (generate it once and clone it into each
+    /// worker's config when there are many workers).
+    pub fn new_at(config: SfuConfig, now: Instant) -> Sfu {
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        // A failed generation leaves str0m to make one per peer (slower, still correct).
+        let cert = config
+            .dtls_cert
+            .clone()
+            .or_else(|| crypto.dtls_provider.generate_certificate());
+        let factory = RtcFactory {
+            crypto,
+            cert,
+            local_addr: config.local_addr,
+            bwe_initial: config.bwe_initial_bps,
+        };
         Sfu {
             config,
+            factory,
+            participants: Slab::default(),
+            rooms: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            timers: BTreeSet::new(),
+            due: Vec::new(),
             out: VecDeque::new(),
+            events: VecDeque::new(),
+            dirty: Vec::new(),
+            leaving: Vec::new(),
             stats: SfuStats::default(),
             draining: false,
-            last_now: None,
+            now,
+            next_tick: now + tick::TICK,
+            last_tick: now,
+            ticks: 0,
+            next_track: 1,
         }
     }
 
-    /// Verifies the grant (signature, node, expiry at `unix_now`) and the SDP
-    /// offer, creates the participant (ICE-lite, RTP mode) in the grant's
-    /// room and returns the SDP answer. An offer for a participant already
-    /// in the room replaces the old session.
-    pub fn handle_offer(
-        &mut self,
-        now: Instant,
-        unix_now: u64,
-        grant_token: &str,
-        offer_sdp: &str,
-    ) -> Result<OfferAccepted, SfuError> {
-        self.last_now = Some(now);
-        let grant = Grant::verify(
-            grant_token,
-            &self.config.grant_secret,
-            &self.config.node,
-            unix_now,
-        )?;
-        let _ = (grant, offer_sdp);
-        // SKELETON: participant creation lands in the next commit.
-        Err(SfuError::Sdp("not implemented yet".into()))
-    }
-
-    /// Applies the client's answer to a [`SfuEvent::Renegotiate`] offer.
-    pub fn handle_answer(
-        &mut self,
-        room: &RoomId,
-        participant: &ParticipantId,
-        answer_sdp: &str,
-    ) -> Result<(), SfuError> {
-        let _ = (room, participant, answer_sdp);
-        Err(SfuError::UnknownRoom)
-    }
-
-    /// Adds a trickled remote ICE candidate (`candidate:…`). With ICE-lite on
-    /// the relay this is optional: peers are learnt from their STUN requests.
-    pub fn handle_candidate(
-        &mut self,
-        room: &RoomId,
-        participant: &ParticipantId,
-        candidate: &str,
-    ) -> Result<(), SfuError> {
-        let _ = (room, participant, candidate);
-        Err(SfuError::UnknownRoom)
-    }
-
-    /// A datagram arrived on the worker's socket from `source` to
-    /// `destination`. Never panics; drops are counted by [`DropReason`].
-    pub fn handle_receive(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        destination: SocketAddr,
-        data: &[u8],
-    ) {
-        self.last_now = Some(now);
-        let _ = (source, destination);
-        self.stats.packets_in += 1;
-        self.stats.bytes_in += data.len() as u64;
-        self.stats.drops[DropReason::UnknownSource as usize] += 1;
-    }
-
-    /// Time has advanced to `now`: run every timer that is due.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.last_now = Some(now);
-    }
-
-    /// The next output. Call until it returns [`Output::Timeout`].
-    pub fn poll_output(&mut self) -> Output {
-        if let Some(o) = self.out.pop_front() {
-            return o;
-        }
-        let base = self.last_now.unwrap_or_else(far_future_base);
-        Output::Timeout(base + Duration::from_secs(1))
-    }
-
-    /// Removes a participant ([`SfuEvent::ParticipantLeft`] with
-    /// [`LeaveReason::Kicked`] follows). Unknown ids are ignored.
-    pub fn kick(&mut self, room: &RoomId, participant: &ParticipantId) {
-        let _ = (room, participant);
-    }
-
-    /// Removes every participant of a room. Unknown rooms are ignored.
-    pub fn close_room(&mut self, room: &RoomId) {
-        let _ = room;
+    /// Like [`Sfu::new_at`], reading the clock once for the starting instant.
+    /// The only clock read in the core; prefer `new_at` (tests must).
+    #[allow(clippy::disallowed_methods)]
+    pub fn new(config: SfuConfig) -> Sfu {
+        Self::new_at(config, Instant::now())
     }
 
     /// While draining, offers that would create a new room are refused with
@@ -157,24 +171,43 @@ impl Sfu {
 
     /// Current counters (cheap: a copy of plain integers).
     pub fn stats(&self) -> SfuStats {
-        self.stats.clone()
+        let mut s = self.stats.clone();
+        s.rooms = self.rooms.len() as u64;
+        s.participants = self.participants.len() as u64;
+        s.tracks = self
+            .participants
+            .values()
+            .map(|p| p.tracks_in.len() as u64)
+            .sum();
+        s
     }
 
     /// The rooms on this worker.
     pub fn rooms(&self) -> Vec<RoomId> {
-        Vec::new()
+        self.rooms.keys().cloned().collect()
     }
 
     /// The participants of a room (empty for an unknown room).
     pub fn participants(&self, room: &RoomId) -> Vec<ParticipantId> {
-        let _ = room;
-        Vec::new()
+        self.rooms.get(room).map_or_else(Vec::new, |r| {
+            r.members
+                .iter()
+                .filter_map(|k| self.participants.get(*k).map(|p| p.id.clone()))
+                .collect()
+        })
     }
-}
 
-/// Placeholder base instant before any input arrived (skeleton only).
-fn far_future_base() -> Instant {
-    // SKELETON: replaced by the participant timer wheel.
-    #[allow(clippy::disallowed_methods)]
-    Instant::now()
+    /// The key of a participant of a room.
+    fn find(&self, room: &RoomId, participant: &ParticipantId) -> Result<PKey, SfuError> {
+        let r = self.rooms.get(room).ok_or(SfuError::UnknownRoom)?;
+        r.members
+            .iter()
+            .copied()
+            .find(|k| {
+                self.participants
+                    .get(*k)
+                    .is_some_and(|p| &p.id == participant)
+            })
+            .ok_or(SfuError::UnknownParticipant)
+    }
 }

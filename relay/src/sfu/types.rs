@@ -26,6 +26,10 @@ pub struct SfuConfig {
     /// Largest datagram accepted from the network, in bytes; larger ones are
     /// dropped and counted as [`DropReason::Oversized`].
     pub max_datagram: usize,
+    /// Initial egress bandwidth estimate per subscriber (bits/s) for TWCC
+    /// bandwidth estimation, which picks simulcast layers. `None` disables
+    /// BWE: layers then follow only what subscribers ask for.
+    pub bwe_initial_bps: Option<u64>,
 }
 
 impl SfuConfig {
@@ -38,6 +42,7 @@ impl SfuConfig {
             dtls_cert: None,
             max_participants: 2000,
             max_datagram: 1500,
+            bwe_initial_bps: Some(1_000_000),
         }
     }
 }
@@ -51,6 +56,7 @@ impl std::fmt::Debug for SfuConfig {
             .field("dtls_cert", &self.dtls_cert.is_some())
             .field("max_participants", &self.max_participants)
             .field("max_datagram", &self.max_datagram)
+            .field("bwe_initial_bps", &self.bwe_initial_bps)
             .finish()
     }
 }
@@ -199,6 +205,8 @@ pub struct SfuStats {
     pub keyframe_requests: u64,
     /// Data channel messages relayed to other participants.
     pub messages: u64,
+    /// Data channel messages dropped (binary, too big, not JSON, flooding).
+    pub messages_dropped: u64,
 }
 
 impl SfuStats {
