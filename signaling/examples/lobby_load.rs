@@ -8,10 +8,13 @@
 //! its new position.
 //!
 //! ```text
-//! cargo build --release -p signaling --examples
-//! ulimit -n 200000; target/release/signaling --dev --log warn --rate-limit-burst 100 & PID=$!
-//! ulimit -n 200000; target/release/examples/lobby_load --pid $PID --patients 20000
+//! cargo build --release -p signaling --bins --examples
+//! target/release/signaling --dev --log warn & PID=$!
+//! target/release/examples/lobby_load --pid $PID --patients 19500
 //! ```
+//!
+//! Each side needs one file descriptor per patient: raise `ulimit -n` first
+//! where the hard limit allows (it is 20000 on the development machines).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -144,6 +147,14 @@ async fn main() -> Result<()> {
         let (ws, position) = r?;
         max_position = max_position.max(position);
         sockets.push((ws, position));
+        if sockets.len() % 5000 == 0 {
+            println!(
+                "  {} joined after {:.1} s, RSS {} KiB",
+                sockets.len(),
+                started.elapsed().as_secs_f64(),
+                rss_kib(args.pid)?
+            );
+        }
     }
     let took = started.elapsed();
     // Let the server settle (allocator, outbound queues) before measuring.

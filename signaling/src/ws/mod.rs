@@ -34,6 +34,9 @@ use crate::clock::Clock;
 use crate::lobby::{ConnId, Lobby, LobbyStats};
 use driver::Command;
 
+/// Initial read buffer of a connection, in bytes.
+const READ_BUFFER: usize = 4096;
+
 /// Limits of client connections.
 #[derive(Debug, Clone)]
 pub struct WsSettings {
@@ -149,6 +152,11 @@ pub async fn handler(
     upgrade
         .max_message_size(cap)
         .max_frame_size(cap)
+        // The socket library's default read buffer (128 KiB, allocated up
+        // front) was ~90% of the memory of a waiting patient; it grows on
+        // demand for larger frames. Messages are flushed one by one anyway.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
             let alive = shared.alive.clone();
