@@ -2,10 +2,16 @@
 //! panic, no reply to unauthenticated input, every datagram counted.
 //! The same harness backs the cargo-fuzz target `fuzz/sfu_receive`.
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use protocol::ParticipantId;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use relay::fuzzing::{DatagramHarness, parse_control};
 use relay::sfu::DropReason;
+use relay::sfu::testing::{Harness, Publish};
+use str0m::media::MediaKind;
 
 const DATAGRAMS: u64 = 5_000;
 
@@ -82,4 +88,72 @@ fn random_control_messages_never_panic() {
         }
         parse_control(&input);
     }
+}
+
+/// Hostile datagrams that claim to come from connected participants (a
+/// spoofed source address) and from strangers, in the middle of a call:
+/// each is dropped and counted, and the call goes on with every packet.
+#[test]
+#[allow(clippy::disallowed_methods)] // the virtual clock starts from one real Instant
+fn hostile_datagrams_in_a_call_are_dropped_and_the_call_goes_on() {
+    let mut h = Harness::new(Instant::now());
+    let av = Publish {
+        audio: true,
+        video: true,
+        simulcast: Vec::new(),
+    };
+    let alice = h.join("room", "alice", &av);
+    let bob = h.join("room", "bob", &Publish::default());
+    let wired = h.run_until(
+        |h| h.peer(alice).connected && h.peer(bob).remote_media.len() == 2,
+        Duration::from_secs(5),
+    );
+    assert!(wired, "the call is set up");
+
+    let stranger: SocketAddr = "10.9.9.9:5000".parse().unwrap();
+    let sources = [h.peer(alice).addr, h.peer(bob).addr, stranger];
+    let before = h.sfu.stats();
+    let mut rng = StdRng::seed_from_u64(0x0bad_ca11);
+    let mut sent = 0u64;
+    for round in 0..30 {
+        for i in 0..100 {
+            let d = datagram(&mut rng, round * 100 + i);
+            let source = sources[(i % 3) as usize];
+            let (now, to) = (h.now, h.sfu_addr);
+            h.sfu.handle_receive(now, source, to, &d);
+            sent += 1;
+        }
+        // Real media goes on between the bursts.
+        let now = h.now;
+        h.peer_mut(alice).send_audio(now, 30);
+        let key = round == 0 || h.peer(alice).keyframe_wanted(None);
+        h.peer_mut(alice).send_video_frame(now, None, key, 2, 600);
+        h.run_for(Duration::from_millis(20));
+    }
+    h.run_for(Duration::from_millis(300));
+
+    let after = h.sfu.stats();
+    assert_eq!(after.participants, 2, "nobody was disconnected by garbage");
+    assert!(after.packets_in - before.packets_in >= sent);
+    let dropped: u64 = DropReason::ALL
+        .iter()
+        .map(|&r| after.dropped(r) - before.dropped(r))
+        .sum();
+    assert!(
+        dropped >= sent / 3,
+        "at least the strangers' datagrams are counted: {dropped} of {sent}"
+    );
+
+    // Media sent after the garbage still reaches bob, every packet.
+    let alice_id = ParticipantId::new("alice").unwrap();
+    let received_before = h.peer(bob).received_from(&alice_id, MediaKind::Audio).len();
+    let mut sent_after = 0;
+    for _ in 0..10 {
+        let now = h.now;
+        sent_after += usize::from(h.peer_mut(alice).send_audio(now, 30).is_some());
+        h.run_for(Duration::from_millis(20));
+    }
+    h.run_for(Duration::from_millis(200));
+    let received_after = h.peer(bob).received_from(&alice_id, MediaKind::Audio).len();
+    assert_eq!(received_after - received_before, sent_after);
 }
