@@ -36,6 +36,13 @@ pub fn process_cpu_time() -> Option<Duration> {
     parse_cpu_time(&stat)
 }
 
+/// User + system CPU time process `pid` has used so far (e.g. a local relay), from
+/// `/proc/<pid>/stat`. `None` if the process is gone or `/proc` is missing.
+pub fn cpu_time_of_pid(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_time(&stat)
+}
+
 /// Parses utime + stime out of a `/proc/<pid>/stat` line.
 ///
 /// The command name (field 2) may contain spaces and parentheses, so fields are counted
@@ -68,6 +75,8 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable() {
         assert!(process_cpu_time().is_some());
+        assert!(cpu_time_of_pid(std::process::id()).is_some());
+        assert_eq!(cpu_time_of_pid(u32::MAX), None);
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::stats::{FreezeThresholds, Recorder};
 use crate::{Error, Result};
 
 const WAKER: Token = Token(usize::MAX);
+/// Shortest wait before a peer's timer runs again after it just ran.
+const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
 
 /// Timing of one loop. Every loop is bounded: it stops sending at `send_until` and
 /// exits at `stop_at` (the gap lets in-flight packets arrive).
@@ -182,6 +184,7 @@ impl PeerLoop {
             counters: Arc::clone(&counters),
             slots: Vec::new(),
             heap: BinaryHeap::new(),
+            due: Vec::new(),
             recorder: Recorder::new(config.run_start),
         };
         let thread = std::thread::Builder::new()
@@ -216,6 +219,7 @@ struct Runner {
     counters: Arc<LiveCounters>,
     slots: Vec<Option<Slot>>,
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    due: Vec<(Instant, usize)>,
     recorder: Recorder,
 }
 
@@ -270,12 +274,19 @@ impl Runner {
         )
     }
 
+    /// Runs every slot whose deadline is at or before `now`. Entries pushed while doing
+    /// so wait for the next turn of the main loop (with a fresh `now`), so a peer whose
+    /// str0m timeout stays at `now` cannot spin this function forever.
     fn fire_timers(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.due);
         while let Some(&Reverse((t, idx))) = self.heap.peek() {
             if t > now {
                 break;
             }
             self.heap.pop();
+            due.push((t, idx));
+        }
+        for &(t, idx) in &due {
             let (slots, mut ctx) = self.ctx();
             let Some(slot) = slots.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
@@ -285,8 +296,12 @@ impl Runner {
             }
             slot.scheduled = None;
             slot.on_timer(now, &mut ctx);
-            self.reschedule(idx);
+            // str0m may answer a timeout with the same instant (its timeouts are
+            // clamped to the last input time); look again a millisecond later.
+            self.reschedule(idx, now + MIN_TIMER_STEP);
         }
+        due.clear();
+        self.due = due;
     }
 
     fn read_socket(&mut self, idx: usize, buf: &mut [u8]) {
@@ -309,12 +324,12 @@ impl Runner {
                 }
             }
         }
-        self.reschedule(idx);
+        self.reschedule(idx, Instant::now());
     }
 
-    /// Pushes the slot's deadline if it is earlier than its scheduled entry; drops dead
-    /// slots.
-    fn reschedule(&mut self, idx: usize) {
+    /// Pushes the slot's deadline (not before `not_before`) if it is earlier than its
+    /// scheduled entry; drops dead slots.
+    fn reschedule(&mut self, idx: usize, not_before: Instant) {
         let send_until = self.config.send_until;
         let Some(entry) = self.slots.get_mut(idx) else {
             return;
@@ -330,7 +345,7 @@ impl Runner {
             }
             return;
         }
-        let deadline = slot.deadline(send_until);
+        let deadline = slot.deadline(send_until).max(not_before);
         if slot.scheduled.is_none_or(|s| deadline < s) {
             slot.scheduled = Some(deadline);
             self.heap.push(Reverse((deadline, idx)));
@@ -376,6 +391,6 @@ impl Runner {
             // Drain what negotiation queued (MediaAdded, first STUN) right away.
             slot.on_timer(now, &mut ctx);
         }
-        self.reschedule(idx);
+        self.reschedule(idx, now + MIN_TIMER_STEP);
     }
 }

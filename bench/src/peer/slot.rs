@@ -188,6 +188,10 @@ impl Slot {
                         _ => {}
                     }
                 }
+                // str0m may report the media of an accepted offer after Connected.
+                if self.connected {
+                    self.start_sources(now);
+                }
             }
             Event::RtpPacket(packet) => self.on_rtp(&packet, now, ctx),
             Event::KeyframeRequest(req) => {
@@ -202,18 +206,19 @@ impl Slot {
         }
     }
 
+    /// Starts the sources whose mid and payload type are known; idempotent.
     fn start_sources(&mut self, now: Instant) {
         let Some(p) = &mut self.publisher else {
             return;
         };
         let mut next_stream = p.spec.first_stream;
-        if let (Some(shape), Some(mid)) = (p.spec.audio, p.audio_mid)
+        if let (Some(shape), Some(mid), None) = (p.spec.audio, p.audio_mid, &p.audio)
             && let Some(pt) = pt_for(&self.rtc, mid, Codec::Opus)
         {
             p.audio = Some((AudioSource::new(shape, StreamId(next_stream), now), pt));
         }
         next_stream += u32::from(p.spec.audio.is_some());
-        if let (Some(shape), Some(mid)) = (p.spec.video, p.video_mid)
+        if let (Some(shape), Some(mid), None) = (p.spec.video, p.video_mid, &p.video)
             && let Some(pt) = pt_for(&self.rtc, mid, Codec::Vp8)
         {
             let ids: Vec<StreamId> = (0..shape.layers().len() as u32)
