@@ -1,4 +1,4 @@
-//! Clinician inputs of the lobby: subscribe (snapshot + live events), intake
+//! Clinician actions of the lobby (subscriptions are in `subscribe`): intake
 //! answers, admit, deny, transfer, return to queue, end consultation.
 //!
 //! Every action first resolves the patient through [`Lobby::seat_of`], which
@@ -8,8 +8,8 @@
 use std::time::Instant;
 
 use protocol::client::{
-    ClientToSignaling, ErrorCode, LeftReason, RequestId, RoomQueue as WireRoom, SignalingToClient,
-    StaffIdentity, TransferTarget, WaitingTime,
+    ClientToSignaling, ErrorCode, LeftReason, RequestId, SignalingToClient, StaffIdentity,
+    TransferTarget,
 };
 use protocol::{ClinicianId, ParticipantId, RoomId, TenantId};
 
@@ -76,60 +76,6 @@ impl Lobby {
             .tenant(staff.tenant.clone())
             .room(room.clone())
             .participant(p.clone())
-    }
-
-    fn subscribe(
-        &mut self,
-        conn: ConnId,
-        staff: &StaffIdentity,
-        request: Option<RequestId>,
-        now: Instant,
-    ) {
-        self.subscribers
-            .entry(staff.tenant.clone())
-            .or_default()
-            .insert(conn);
-        if self.next_refresh.is_none() {
-            self.next_refresh = Some(now + self.settings.refresh);
-        }
-        let mut infos = self.directory.rooms_of(&staff.tenant);
-        infos.retain(|r| r.tenant == staff.tenant);
-        infos.sort_by(|a, b| a.id.cmp(&b.id));
-        let rooms = infos
-            .into_iter()
-            .map(|info| {
-                let entries = self.rooms.get(&info.id).map_or_else(Vec::new, |q| {
-                    let waiting = q
-                        .waiting
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| (p, Some(u32::try_from(i + 1).unwrap_or(u32::MAX))));
-                    waiting
-                        .chain(q.consulting.iter().map(|p| (p, None)))
-                        .filter_map(|(p, pos)| {
-                            self.seats.get(p).map(|s| Self::entry_at(s, pos, now))
-                        })
-                        .collect()
-                });
-                WireRoom {
-                    room: info.id,
-                    name: info.name,
-                    hide_position: info.hide_position,
-                    entries,
-                }
-            })
-            .collect();
-        self.send(conn, SignalingToClient::QueueSnapshot { request, rooms });
-    }
-
-    /// Removes a clinician connection's subscription.
-    pub(super) fn unsubscribe(&mut self, conn: ConnId, tenant: &TenantId) {
-        if let Some(subs) = self.subscribers.get_mut(tenant) {
-            subs.remove(&conn);
-            if subs.is_empty() {
-                self.subscribers.remove(tenant);
-            }
-        }
     }
 
     fn get_intake(
@@ -384,39 +330,5 @@ impl Lobby {
         ));
         self.release(p, LeftReason::Ended, now);
         Ok(())
-    }
-
-    /// Sends `waiting_times` for every non-empty room to its tenant's subscribers.
-    pub(super) fn refresh_waiting_times(&mut self, now: Instant) {
-        let mut msgs = Vec::new();
-        for (id, q) in &self.rooms {
-            if q.is_empty() || !self.subscribers.contains_key(&q.tenant) {
-                continue;
-            }
-            let entries = q
-                .waiting
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (Some(u32::try_from(i + 1).unwrap_or(u32::MAX)), p))
-                .chain(q.consulting.iter().map(|p| (None, p)))
-                .filter_map(|(position, p)| {
-                    self.seats.get(p).map(|s| WaitingTime {
-                        participant: p.clone(),
-                        position,
-                        waited_secs: now.saturating_duration_since(s.joined_at).as_secs(),
-                    })
-                })
-                .collect();
-            msgs.push((
-                q.tenant.clone(),
-                SignalingToClient::WaitingTimes {
-                    room: id.clone(),
-                    entries,
-                },
-            ));
-        }
-        for (tenant, msg) in msgs {
-            self.broadcast(&tenant, &msg);
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! Lobby state-machine tests on virtual time: plain `#[test]`s, no tokio.
 
+mod actions;
 mod flows;
 mod isolation;
 
@@ -200,4 +201,15 @@ fn error_code(msgs: &[S]) -> Option<ErrorCode> {
 
 fn is_ok(msgs: &[S]) -> bool {
     msgs.iter().any(|m| matches!(m, S::Ok { .. }))
+}
+
+/// Admits `p` as the clinician on `c` (request 7).
+fn admit(h: &mut Harness, c: ConnId, p: &ParticipantId) -> Vec<S> {
+    h.send(
+        c,
+        C::Admit {
+            participant: p.clone(),
+            request: Some(7),
+        },
+    )
 }
