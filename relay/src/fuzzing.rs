@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use protocol::control::{RelayToSignaling, SignalingToRelay};
 use protocol::{Grant, NodeId};
 
+use crate::sfu::testing::{Harness, Publish};
 use crate::sfu::{Output, Sfu, SfuConfig};
 
 /// Secret the harness's core verifies grants with.
@@ -95,6 +96,69 @@ impl DatagramHarness {
 }
 
 impl Default for DatagramHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Feeds datagrams into a core that carries a live call: `alice` publishes
+/// audio and video, `bob` receives them (str0m peers on virtual time).
+///
+/// Input layout per [`CallHarness::feed`] call: byte 0 picks the source
+/// (alice's address, bob's address, or a stranger's), byte 1 advances
+/// virtual time (0–255 ms, during which the call goes on), the rest is the
+/// datagram. Datagrams "from" alice or bob reach their str0m sessions, so
+/// this exercises DTLS, SRTP and STUN-integrity rejection.
+#[derive(Debug)]
+pub struct CallHarness {
+    harness: Harness,
+    sources: [SocketAddr; 3],
+}
+
+impl CallHarness {
+    /// Sets the call up (panics if it does not connect: a harness bug).
+    pub fn new() -> Self {
+        #[allow(clippy::disallowed_methods)]
+        let mut harness = Harness::new(Instant::now());
+        let av = Publish {
+            audio: true,
+            video: true,
+            simulcast: Vec::new(),
+        };
+        let alice = harness.join("room", "alice", &av);
+        let bob = harness.join("room", "bob", &Publish::default());
+        let up = harness.run_until(
+            |h| h.peer(alice).connected && h.peer(bob).remote_media.len() == 2,
+            Duration::from_secs(10),
+        );
+        assert!(up, "the fuzzing call did not connect");
+        let sources = [
+            harness.peer(alice).addr,
+            harness.peer(bob).addr,
+            SocketAddr::from((Ipv4Addr::new(10, 9, 9, 9), 5000)),
+        ];
+        Self { harness, sources }
+    }
+
+    /// Feeds one input (see the type's documentation).
+    pub fn feed(&mut self, input: &[u8]) {
+        let [s, advance, datagram @ ..] = input else {
+            return;
+        };
+        let source = self.sources[usize::from(*s) % self.sources.len()];
+        let (now, to) = (self.harness.now, self.harness.sfu_addr);
+        self.harness.sfu.handle_receive(now, source, to, datagram);
+        self.harness
+            .run_for(Duration::from_millis(u64::from(*advance).max(1)));
+    }
+
+    /// Participants still in the call.
+    pub fn participants(&self) -> u64 {
+        self.harness.sfu.stats().participants
+    }
+}
+
+impl Default for CallHarness {
     fn default() -> Self {
         Self::new()
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use protocol::ParticipantId;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use relay::fuzzing::{DatagramHarness, parse_control};
+use relay::fuzzing::{CallHarness, DatagramHarness, parse_control};
 use relay::sfu::DropReason;
 use relay::sfu::testing::{Harness, Publish};
 use str0m::media::MediaKind;
@@ -156,4 +156,17 @@ fn hostile_datagrams_in_a_call_are_dropped_and_the_call_goes_on() {
     h.run_for(Duration::from_millis(200));
     let received_after = h.peer(bob).received_from(&alice_id, MediaKind::Audio).len();
     assert_eq!(received_after - received_before, sent_after);
+}
+
+/// The in-call fuzz harness (`fuzz/sfu_receive_in_call`) on seeded input.
+#[test]
+fn the_in_call_fuzz_harness_survives_random_input() {
+    let mut harness = CallHarness::new();
+    let mut rng = StdRng::seed_from_u64(99);
+    for i in 0..1_000 {
+        let mut input = vec![rng.random::<u8>(), rng.random_range(0..3)];
+        input.extend(datagram(&mut rng, i));
+        harness.feed(&input);
+    }
+    assert_eq!(harness.participants(), 2);
 }
