@@ -3,20 +3,23 @@
 //! sessions. The core must never panic or hang.
 #![no_main]
 
-use std::sync::Mutex;
-use std::sync::OnceLock;
+use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
 use relay::fuzzing::CallHarness;
 
-static HARNESS: OnceLock<Mutex<CallHarness>> = OnceLock::new();
+thread_local! {
+    // One call for the whole run (libFuzzer calls from one thread); the
+    // harness holds non-Send test peers, hence thread-local, not static.
+    static HARNESS: RefCell<Option<CallHarness>> = const { RefCell::new(None) };
+}
 
 fuzz_target!(|data: &[u8]| {
-    let harness = HARNESS.get_or_init(|| Mutex::new(CallHarness::new()));
-    let mut harness = harness
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for chunk in data.split(|&b| b == 0xff) {
-        harness.feed(chunk);
-    }
+    HARNESS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let harness = slot.get_or_insert_with(CallHarness::new);
+        for chunk in data.split(|&b| b == 0xff) {
+            harness.feed(chunk);
+        }
+    });
 });
