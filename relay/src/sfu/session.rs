@@ -82,7 +82,7 @@ impl Sfu {
             ssrcs: Vec::new(),
             pending_offer: None,
             channel: None,
-            estimate: None,
+            estimate: self.config.bwe_initial_bps,
             desired: 0,
             loudness_sum: 0,
             loudness_count: 0,

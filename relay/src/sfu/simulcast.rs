@@ -115,7 +115,8 @@ impl LayerSelect {
 }
 
 /// Index of the best active layer allowed by `quality` whose bitrate fits
-/// `budget` (bits/s, `None` = unlimited); the lowest active layer if none fits.
+/// `budget` (bits/s, `None` = unlimited); the lowest active layer if none fits,
+/// or while a budget applies and some layer's bitrate is not measured yet.
 pub(crate) fn choose(
     layers: &[Layer],
     now: Instant,
@@ -144,6 +145,9 @@ pub(crate) fn choose(
         Quality::Medium => 1.min(n - 1),
         Quality::High => n - 1,
     };
+    if budget.is_some() && active.iter().any(|(rate, _)| *rate == 0) {
+        return Some(active[0].1);
+    }
     let fits = |rate: u64| budget.is_none_or(|b| rate <= b);
     let pick = (0..=ceiling)
         .rev()

@@ -27,7 +27,7 @@ use str0m::media::{Direction, MediaKind, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, Input, Output as RtcOutput};
 
-pub use peer::{Peer, Publish, Received};
+pub use peer::{Peer, Publish, Received, video_tag};
 
 use super::{Output, Sfu, SfuConfig, SfuEvent};
 
@@ -201,12 +201,31 @@ impl Harness {
             .handle_offer(self.now, UNIX_NOW, &token, &offer.to_sdp_string())
             .expect("the relay accepts the offer");
         let answer = SdpAnswer::from_sdp_string(&accepted.answer_sdp).expect("answer parses");
+        accepted
+            .answer_sdp
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+            .unwrap_or_default()
+            .clone_into(&mut p.relay_ufrag);
         p.rtc
             .sdp_api()
             .accept_answer(pending, answer)
             .expect("answer accepted");
         self.peers.push(p);
         index
+    }
+
+    /// Every 20 ms for `d`: each of `publishers` sends media
+    /// ([`Peer::send_media`], audio at −30 dBov), then the harness runs.
+    pub fn media_for(&mut self, publishers: &[usize], d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            let now = self.now;
+            for &p in publishers {
+                self.peers[p].send_media(now, 30);
+            }
+            self.run_for(Duration::from_millis(20));
+        }
     }
 
     /// Runs for `d` of virtual time.

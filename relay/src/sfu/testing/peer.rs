@@ -85,6 +85,8 @@ pub struct Peer {
     pub remote_media: HashMap<Mid, (MediaKind, String)>,
     /// The data channel, once open.
     pub channel: Option<ChannelId>,
+    /// The relay's ICE ufrag for this peer (from its answer).
+    pub relay_ufrag: String,
     send: HashMap<Option<Rid>, SendState>,
     audio_seq: u64,
     audio_ts: u32,
@@ -122,6 +124,7 @@ impl Peer {
             messages: Vec::new(),
             remote_media: HashMap::new(),
             channel: None,
+            relay_ufrag: String::new(),
             send: HashMap::new(),
             audio_seq: 1,
             audio_ts: 0,
@@ -155,7 +158,9 @@ impl Peer {
 
     /// Writes one video frame of `packets` packets of `size` bytes on layer
     /// `rid`, a keyframe if `keyframe`; returns the sequence numbers used.
-    /// Payload: VP8 descriptor (15-bit picture id) + header byte + a tag.
+    /// Payload: VP8 descriptor (15-bit picture id), the VP8 header byte, then
+    /// a tag ([`video_tag`]): the layer's index in the simulcast list and the
+    /// sending sequence number.
     pub fn send_video_frame(
         &mut self,
         now: Instant,
@@ -168,6 +173,9 @@ impl Peer {
             return Vec::new();
         };
         let rid = rid.map(Rid::from);
+        let layer = rid
+            .and_then(|r| self.rids.iter().position(|x| *x == r))
+            .unwrap_or(0) as u8;
         let pt = codec_pt(&self.rtc, Codec::Vp8);
         let st = self.send.entry(rid).or_default();
         if keyframe {
@@ -181,13 +189,14 @@ impl Peer {
         for i in 0..packets {
             st.seq += 1;
             let start = i == 0;
-            let mut payload = vec![0u8; size.max(8)];
+            let mut payload = vec![0u8; size.max(10)];
             payload[0] = if start { 0x90 } else { 0x80 };
             payload[1] = 0x80;
             payload[2] = 0x80 | (pid >> 8) as u8;
             payload[3] = pid as u8;
             payload[4] = u8::from(!keyframe);
-            payload[5..8].copy_from_slice(&(st.seq as u32).to_be_bytes()[1..]);
+            payload[5] = layer;
+            payload[6..10].copy_from_slice(&(st.seq as u32).to_be_bytes());
             seqs.push(st.seq);
             writes.push(
                 RtpWrite::new(pt, SeqNo::from(st.seq), ts, now, payload)
@@ -202,6 +211,31 @@ impl Peer {
             }
         }
         seqs
+    }
+
+    /// Sends 20 ms of media: an audio packet at `level` (if publishing audio)
+    /// and one video frame per layer (layer `i` of the simulcast list has
+    /// `i * 2 + 1` packets of 1000 bytes; a single layer has 2). A layer's
+    /// first frame, and any frame after a keyframe request, is a keyframe.
+    pub fn send_media(&mut self, now: Instant, level: i8) {
+        if self.audio_mid.is_some() {
+            self.send_audio(now, level);
+        }
+        if self.video_mid.is_none() {
+            return;
+        }
+        let rids: Vec<Option<String>> = if self.rids.is_empty() {
+            vec![None]
+        } else {
+            self.rids.iter().map(|r| Some(r.to_string())).collect()
+        };
+        for (i, rid) in rids.iter().enumerate() {
+            let key = rid.as_deref().map(Rid::from);
+            let st = self.send.get(&key);
+            let keyframe = st.is_none_or(|s| s.seq == 0 || s.keyframe_wanted);
+            let packets = if self.rids.is_empty() { 2 } else { i * 2 + 1 };
+            self.send_video_frame(now, rid.as_deref(), keyframe, packets, 1000);
+        }
     }
 
     /// Writes one 20 ms Opus-shaped audio packet with an RFC 6464 level
@@ -225,6 +259,24 @@ impl Peer {
         Some(seq)
     }
 
+    /// As a subscriber, sends a PLI for the relay's m-line `mid`.
+    pub fn request_keyframe(&mut self, mid: Mid) -> bool {
+        let mut api = self.rtc.direct_api();
+        let Some(rx) = api.stream_rx_by_mid(mid, None) else {
+            return false;
+        };
+        rx.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+        true
+    }
+
+    /// The relay's m-line carrying `publisher`'s media of `kind`.
+    pub fn mid_from(&self, publisher: &ParticipantId, kind: MediaKind) -> Option<Mid> {
+        self.remote_media
+            .iter()
+            .find(|(_, (k, s))| *k == kind && s == publisher.as_str())
+            .map(|(m, _)| *m)
+    }
+
     /// Sends a text message on the data channel.
     pub fn send_message(&mut self, text: &str) -> bool {
         let Some(id) = self.channel else { return false };
@@ -232,6 +284,14 @@ impl Peer {
             .channel(id)
             .is_some_and(|mut ch| ch.write(false, text.as_bytes()).is_ok())
     }
+}
+
+/// The tag [`Peer::send_video_frame`] puts in a payload: (layer index,
+/// sending sequence number, starts a keyframe).
+pub fn video_tag(payload: &[u8]) -> Option<(u8, u32, bool)> {
+    let seq = u32::from_be_bytes(payload.get(6..10)?.try_into().ok()?);
+    let start = payload.first()? & 0x10 != 0;
+    Some((*payload.get(5)?, seq, start && payload.get(4)? & 1 == 0))
 }
 
 /// The local PT of `codec`.
