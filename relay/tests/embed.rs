@@ -3,31 +3,8 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use common::{PATIENCE, SECRET, grant, node};
+use common::{PATIENCE, SECRET, get, grant, node};
 use relay::{Config, Relay};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-
-/// A plain HTTP/1.1 GET; returns (status, body).
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 #[tokio::test]
 async fn exposes_its_ports_and_metrics_and_readiness() {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{PATIENCE, SECRET, grant, node};
+use common::{PATIENCE, SECRET, get, grant, node};
 use protocol::ParticipantId;
 use relay::sfu::SfuEvent;
 use relay::{Config, Relay, RelayHandle};
@@ -298,6 +298,18 @@ async fn a_webrtc_rs_publisher_reaches_a_webrtc_rs_subscriber_through_the_relay(
     assert_eq!(stats.participants, 2);
     assert_eq!(stats.rooms, 1);
     assert!(stats.tracks >= 1);
+    let (status, body) = get(relay.metrics_addr(), "/metrics").await;
+    assert_eq!(status, 200);
+    let forwarded: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("anteroom_relay_rtp_forwarded_total{worker=\"0\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("forwarded packets in /metrics");
+    assert!(forwarded >= 30, "{body}");
+    assert!(
+        body.contains("anteroom_relay_participants{worker=\"0\"} 2"),
+        "{body}"
+    );
 
     streaming.abort();
     publisher.pc.close().await.unwrap();

@@ -1,11 +1,13 @@
 //! Test helpers: a fake signaling control endpoint on 127.0.0.1 and grants.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use protocol::control::{RelayToSignaling, SignalingToRelay};
 use protocol::{Grant, GrantRole, NodeId, ParticipantId, RoomId};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
@@ -131,4 +133,23 @@ pub fn client_offer() -> String {
     api.add_channel("room".into());
     let (offer, _pending) = api.apply().expect("an offer");
     offer.to_sdp_string()
+}
+
+/// A plain HTTP/1.1 GET; returns (status, body).
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
