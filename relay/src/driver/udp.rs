@@ -17,6 +17,9 @@ use tokio::net::UdpSocket;
 /// WebRTC stacks keep datagrams under the path MTU, about 1200 bytes.
 pub const MAX_DATAGRAM_LEN: usize = 1500;
 
+/// Requested kernel socket buffer size, each way.
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Size of one receive buffer: a full UDP datagram, or a GRO batch of them.
 const RECV_BUF_LEN: usize = 64 * 1024;
 
@@ -51,6 +54,10 @@ impl BatchSocket {
     /// Takes over a socket from [`bind`]; must run inside a tokio runtime.
     pub fn new(socket: StdUdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        // Room for bursts (a keyframe fanned out to hundreds of subscribers).
+        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+        let _ = state.set_recv_buffer_size(UdpSockRef::from(&socket), SOCKET_BUFFER);
+        let _ = state.set_send_buffer_size(UdpSockRef::from(&socket), SOCKET_BUFFER);
         let socket = UdpSocket::from_std(socket)?;
         let batch = BATCH_SIZE.max(1);
         let buf_len = if state.gro_segments() > 1 {
