@@ -85,6 +85,7 @@ impl Sfu {
             track.retarget = true;
         }
         layer.last_packet = Some(now);
+        track.first_packet.get_or_insert(now);
         if std::mem::take(&mut track.retarget) {
             self.retarget_track(key, ti);
         }
@@ -319,15 +320,17 @@ impl Sfu {
             MediaKind::Audio => None,
         };
         let (source, track, quality) = (t.source, t.track, t.select.quality);
-        let Some(layers) = self
+        let Some(track_in) = self
             .participants
             .get(source)
             .and_then(|p| p.tracks_in.iter().find(|t| t.id == track))
-            .map(|t| &t.layers)
         else {
             return;
         };
-        let target = simulcast::choose(layers, now, quality, budget);
+        if track_in.settling(now) {
+            return;
+        }
+        let target = simulcast::choose(&track_in.layers, now, quality, budget);
         let Some(Some(t)) = self
             .participants
             .get_mut(sub)

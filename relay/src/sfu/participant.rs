@@ -22,6 +22,9 @@ use super::slab::PKey;
 /// Most addresses remembered per participant (ICE may try several).
 pub(crate) const MAX_ADDRS: usize = 4;
 
+/// How long a simulcast track waits for all its layers before layers are chosen.
+pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Unique id of a published track on this worker.
 pub(crate) type TrackId = u64;
 
@@ -101,6 +104,21 @@ pub(crate) struct TrackIn {
     pub subs: Vec<SubRef>,
     /// Some subscriber may lack a layer target: recompute before forwarding.
     pub retarget: bool,
+    /// Arrival of the track's first packet.
+    pub first_packet: Option<Instant>,
+}
+
+impl TrackIn {
+    /// Whether a simulcast track is still waiting for its other layers'
+    /// first packets (for [`SETTLE`]), so that no subscriber starts on
+    /// whichever layer happened to arrive first.
+    pub(crate) fn settling(&self, now: Instant) -> bool {
+        self.layers.len() > 1
+            && self.layers.iter().any(|l| l.last_packet.is_none())
+            && self
+                .first_packet
+                .is_none_or(|t| now.saturating_duration_since(t) < SETTLE)
+    }
 }
 
 impl TrackIn {

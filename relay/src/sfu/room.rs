@@ -105,6 +105,7 @@ impl Sfu {
             throttles,
             subs: Vec::new(),
             retarget: true,
+            first_packet: None,
         });
         let room = p.room.clone();
         let members = self
