@@ -8,18 +8,23 @@
 //! Patient data (display names, intake answers) and secrets (session and
 //! resume tokens) are wrapped in [`Sensitive`], whose `Debug` redacts them.
 //!
-//! Reserved for the call set-up (issue 4), not yet defined: `offer`, `answer`,
-//! `candidate`, `relay_moved`.
+//! Calls (issue 4): after `admitted`, both parties get `call_ready` and
+//! exchange SDP with the relay through this socket (`call_offer`,
+//! `call_answer`, `call_candidate`, `call_renegotiate`); see [`calls`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClinicianId, ParticipantId, RoomId, TenantId};
+use crate::ids::{ClinicianId, ParticipantId, Region, RoomId, TenantId};
 use crate::sensitive::Sensitive;
 
+mod calls;
+mod kinds;
 mod parse;
 mod server;
+
+pub use calls::{DEFAULT_INVITE_TTL_SECS, RosterEntry, RosterRole};
 
 pub use parse::ParseError;
 pub use server::{
@@ -78,6 +83,9 @@ pub enum ClientToSignaling {
         /// Clinicians: the session token from `/api/login` (never in the URL).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<Sensitive<String>>,
+        /// Placement hint: the region the client is in (else signaling's own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<Region>,
     },
     /// Patients: ask for a room's name and intake questions before joining.
     GetRoom {
@@ -160,80 +168,63 @@ pub enum ClientToSignaling {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<RequestId>,
     },
-}
-
-impl ClientToSignaling {
-    /// Every `type` tag this enum accepts (unknown tags get `unknown_type`).
-    pub const TYPES: &'static [&'static str] = &[
-        "hello",
-        "get_room",
-        "join",
-        "resume",
-        "leave",
-        "subscribe",
-        "get_intake",
-        "admit",
-        "deny",
-        "transfer",
-        "return_to_queue",
-        "end_consultation",
-    ];
-
-    /// The message's `type` tag.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::Hello { .. } => "hello",
-            Self::GetRoom { .. } => "get_room",
-            Self::Join { .. } => "join",
-            Self::Resume { .. } => "resume",
-            Self::Leave => "leave",
-            Self::Subscribe { .. } => "subscribe",
-            Self::GetIntake { .. } => "get_intake",
-            Self::Admit { .. } => "admit",
-            Self::Deny { .. } => "deny",
-            Self::Transfer { .. } => "transfer",
-            Self::ReturnToQueue { .. } => "return_to_queue",
-            Self::EndConsultation { .. } => "end_consultation",
-        }
-    }
-
-    /// Which role may send this message; `None` for `hello` (anyone, once).
-    pub fn sender_role(&self) -> Option<Role> {
-        match self {
-            Self::Hello { .. } => None,
-            Self::GetRoom { .. } | Self::Join { .. } | Self::Resume { .. } | Self::Leave => {
-                Some(Role::Patient)
-            }
-            _ => Some(Role::Clinician),
-        }
-    }
-
-    /// The client's request id, if the message carries one.
-    pub fn request(&self) -> Option<RequestId> {
-        match self {
-            Self::Subscribe { request }
-            | Self::GetIntake { request, .. }
-            | Self::Admit { request, .. }
-            | Self::Deny { request, .. }
-            | Self::Transfer { request, .. }
-            | Self::ReturnToQueue { request, .. }
-            | Self::EndConsultation { request, .. } => *request,
-            _ => None,
-        }
-    }
-
-    /// The patient a clinician message acts on.
-    pub fn participant(&self) -> Option<&ParticipantId> {
-        match self {
-            Self::GetIntake { participant, .. }
-            | Self::Admit { participant, .. }
-            | Self::Deny { participant, .. }
-            | Self::Transfer { participant, .. }
-            | Self::ReturnToQueue { participant, .. }
-            | Self::EndConsultation { participant, .. } => Some(participant),
-            _ => None,
-        }
-    }
+    /// Either role: the SDP offer for the call's relay, after `call_ready` or
+    /// `relay_moved`.
+    CallOffer {
+        /// The call.
+        call: RoomId,
+        /// SDP offer (never logged).
+        sdp: String,
+    },
+    /// Either role: the answer to `call_renegotiate`.
+    CallAnswer {
+        /// The call.
+        call: RoomId,
+        /// SDP answer (never logged).
+        sdp: String,
+    },
+    /// Either role: a trickled local ICE candidate (`candidate:...`).
+    CallCandidate {
+        /// The call.
+        call: RoomId,
+        /// The candidate line.
+        candidate: String,
+    },
+    /// Either role: ICE/DTLS to the relay failed; ask for a new placement.
+    CallIceFailed {
+        /// The call.
+        call: RoomId,
+    },
+    /// Either role: the own mute state, shown in the roster (true = muted).
+    CallMute {
+        /// The call.
+        call: RoomId,
+        /// Microphone muted.
+        audio: bool,
+        /// Camera off.
+        video: bool,
+    },
+    /// Either role: leave the call (clinicians; patients use `leave`).
+    CallLeave {
+        /// The call.
+        call: RoomId,
+    },
+    /// Clinicians in a call: a single-use invite link to it; reply `invite_created`.
+    CreateInvite {
+        /// The call.
+        call: RoomId,
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+    /// Invitees (hello role `patient`): take a seat with an invite token; a
+    /// clinician admits them into the existing call.
+    JoinInvite {
+        /// The token from `invite_created` (single use).
+        token: Sensitive<String>,
+        /// The name others see.
+        display_name: Sensitive<String>,
+    },
 }
 
 /// A clinician's identity as shown in `welcome`.

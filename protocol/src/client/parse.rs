@@ -83,7 +83,8 @@ mod tests {
             Ok(ClientToSignaling::Hello {
                 version: 1,
                 role: Role::Patient,
-                session: None
+                session: None,
+                region: None
             })
         );
         assert_eq!(

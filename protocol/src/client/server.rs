@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{IntakeAnswers, IntakeQuestion, RequestId, Role, StaffIdentity};
-use crate::ids::{ClinicianId, ParticipantId, RoomId};
+use super::{IntakeAnswers, IntakeQuestion, RequestId, Role, RosterEntry, StaffIdentity};
+use crate::ids::{ClinicianId, NodeId, ParticipantId, RoomId};
 use crate::sensitive::Sensitive;
 
 /// Messages signaling sends to a client.
@@ -153,6 +153,73 @@ pub enum SignalingToClient {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<RequestId>,
     },
+    /// You are in `call`, placed on `relay`: send `call_offer`. Patients get
+    /// it after `admitted` (and again after `resume`); clinicians after `admit`.
+    CallReady {
+        /// The call.
+        call: RoomId,
+        /// Your id in the call.
+        participant: ParticipantId,
+        /// The relay carrying the call.
+        relay: NodeId,
+        /// Signed grant for `call` on `relay` (short-lived; never logged).
+        grant: Sensitive<String>,
+    },
+    /// The relay's SDP answer to your `call_offer`.
+    CallAnswer {
+        /// The call.
+        call: RoomId,
+        /// SDP answer.
+        sdp: String,
+    },
+    /// The relay's SDP offer (someone published or left); reply `call_answer`.
+    CallRenegotiate {
+        /// The call.
+        call: RoomId,
+        /// SDP offer.
+        sdp: String,
+    },
+    /// The call moved to another relay: close the old peer connection, open a
+    /// new one and send a new `call_offer`.
+    RelayMoved {
+        /// The call.
+        call: RoomId,
+        /// The relay now carrying the call.
+        relay: NodeId,
+        /// Fresh grant for `call` on `relay`.
+        grant: Sensitive<String>,
+    },
+    /// No relay is available; `call_ready`/`relay_moved` follows once one is.
+    CallWaitingForRelay {
+        /// The call.
+        call: RoomId,
+    },
+    /// The full roster of a call, sent on every change (join, leave, mute).
+    Roster {
+        /// The call.
+        call: RoomId,
+        /// Everyone in it.
+        participants: Vec<RosterEntry>,
+    },
+    /// The call is over for you.
+    CallEnded {
+        /// The call.
+        call: RoomId,
+    },
+    /// Clinicians: reply to `create_invite`.
+    InviteCreated {
+        /// Echoes the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+        /// The call the invitee will join.
+        call: RoomId,
+        /// Single-use secret for `join_invite` (not a session token).
+        token: Sensitive<String>,
+        /// Link path for the invitee, `/i/<token>`.
+        path: Sensitive<String>,
+        /// Seconds until the invite expires.
+        expires_in_secs: u64,
+    },
 }
 
 impl SignalingToClient {
@@ -196,6 +263,10 @@ pub enum ErrorCode {
     Conflict,
     /// The server is shutting down; reconnect later.
     ShuttingDown,
+    /// No relay is available for the call right now.
+    NoRelay,
+    /// The invite is unknown, used or expired.
+    InviteInvalid,
 }
 
 impl ErrorCode {
@@ -257,6 +328,9 @@ pub struct QueueEntry {
     /// Admitted: the clinician of the consultation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clinician: Option<ClinicianId>,
+    /// Invitees: the call they were invited to (admitting them joins it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_to: Option<RoomId>,
 }
 
 /// One room with its queue, in a snapshot.

@@ -193,6 +193,7 @@ impl Conn {
             version,
             role,
             session,
+            region: _,
         } = msg
         {
             return self.on_hello(socket, version, role, session, t).await;
@@ -206,7 +207,7 @@ impl Conn {
             State::Patient => Role::Patient,
             State::Clinician(_) => Role::Clinician,
         };
-        if msg.sender_role() != Some(role) {
+        if !msg.allowed_for(role) {
             tracing::debug!(conn = self.id.0, kind, "message not allowed for the role");
             let text = format!("{kind} is not allowed for a {role:?} connection").to_lowercase();
             return self

@@ -264,6 +264,7 @@ fn messages_are_checked_against_the_role() {
         version: 1,
         role: protocol::client::Role::Patient,
         session: None,
+        region: None,
     };
     assert_eq!(error_code(&h.send(c1, hello)), Some(ErrorCode::BadRequest));
 }
