@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use protocol::{Region, Sensitive};
 
 use crate::Error;
 use crate::auth::AuthSettings;
 use crate::lobby::LobbySettings;
+use crate::relays::RelaySettings;
 use crate::ws::WsSettings;
 
 /// Log output format.
@@ -74,6 +76,36 @@ pub struct Config {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `signaling=debug`.
     #[arg(long, env = "ANTEROOM_LOG", default_value = "info")]
     pub log: String,
+
+    /// Secret shared with the relays (at least 16 bytes): signs grants and
+    /// authenticates their registration. Prefer the environment variable.
+    /// Without it a random one is made at start (only `--dev`'s embedded
+    /// relay can then register).
+    #[arg(long, env = "ANTEROOM_RELAY_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub relay_secret: Option<Sensitive<String>>,
+
+    /// This signaling node's region: calls of clients without a region hint
+    /// go to relays of this region first.
+    #[arg(long, env = "ANTEROOM_REGION", default_value = "local")]
+    pub region: Region,
+
+    /// Regions to try after the preferred one, in order (comma-separated),
+    /// e.g. `eu,us`. Regions not listed come last, by name.
+    #[arg(long, env = "ANTEROOM_REGION_ORDER", value_delimiter = ',')]
+    pub region_order: Vec<Region>,
+
+    /// Heartbeat interval asked of relays, in milliseconds; a relay is
+    /// stale (its calls move) after three missed beats.
+    #[arg(long, env = "ANTEROOM_RELAY_HEARTBEAT_MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+}
+
+/// Shortest accepted relay secret, in bytes.
+pub const MIN_RELAY_SECRET_LEN: usize = 16;
+
+#[allow(clippy::unnecessary_wraps)] // clap's value_parser signature
+fn parse_secret(s: &str) -> Result<Sensitive<String>, String> {
+    Ok(Sensitive::new(s.to_owned()))
 }
 
 impl Config {
@@ -119,7 +151,30 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad("--log is not a valid filter");
         }
+        if let Some(secret) = &self.relay_secret
+            && secret.expose().len() < MIN_RELAY_SECRET_LEN
+        {
+            return bad("--relay-secret (ANTEROOM_RELAY_SECRET) must be at least 16 bytes");
+        }
+        if !(100..=60_000).contains(&self.heartbeat_ms) {
+            return bad("--heartbeat-ms must be 100..=60000");
+        }
         Ok(())
+    }
+
+    /// Relay pool settings. Without `--relay-secret`, a random secret.
+    pub fn relay_settings(&self) -> RelaySettings {
+        let secret = match &self.relay_secret {
+            Some(s) => s.expose().as_bytes().to_vec(),
+            None => {
+                tracing::warn!("no --relay-secret: relays cannot register (except --dev's own)");
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        };
+        let mut settings = RelaySettings::new(secret, self.region.clone());
+        settings.region_order.clone_from(&self.region_order);
+        settings.heartbeat = Duration::from_millis(self.heartbeat_ms);
+        settings
     }
 
     /// Session lifetimes.
@@ -162,6 +217,34 @@ mod tests {
         assert_eq!(c.lobby_settings().grace, Duration::from_secs(120));
         assert_eq!(c.ws_settings().max_frame_bytes, 64 * 1024);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.region.as_str(), "local");
+        assert!(c.region_order.is_empty());
+        assert_eq!(c.relay_settings().heartbeat, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn relay_flags_parse() {
+        let c = Config::parse_args([
+            "signaling",
+            "--dev",
+            "--relay-secret",
+            "0123456789abcdef",
+            "--region",
+            "eu",
+            "--region-order",
+            "eu,us",
+        ])
+        .unwrap();
+        let r = c.relay_settings();
+        assert_eq!(r.secret.expose(), b"0123456789abcdef");
+        assert_eq!(r.region.as_str(), "eu");
+        let order: Vec<&str> = r
+            .region_order
+            .iter()
+            .map(protocol::Region::as_str)
+            .collect();
+        assert_eq!(order, ["eu", "us"]);
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
     }
 
     #[test]
@@ -175,6 +258,10 @@ mod tests {
             &["signaling", "--dev", "--rate-limit-per-sec", "0"],
             &["signaling", "--dev", "--log-format", "xml"],
             &["signaling", "--dev", "--listen", "nowhere"],
+            &["signaling", "--dev", "--relay-secret", "short"],
+            &["signaling", "--dev", "--region", "a b"],
+            &["signaling", "--dev", "--region-order", "eu,,us"],
+            &["signaling", "--dev", "--heartbeat-ms", "10"],
         ] {
             assert!(Config::parse_args(args).is_err(), "{args:?}");
         }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod lobby;
 pub mod logging;
+pub mod relays;
 pub mod server;
 pub mod ws;
 

@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::{DemoCredentials, Directory};
 use crate::lobby::{Lobby, LobbySettings};
+use crate::relays::{self, RelayPool};
 use crate::ws::{self, LobbyHandle, Shared, WsSettings};
 
 /// Longest wait for open connections to finish after shutdown starts.
@@ -49,6 +50,8 @@ pub struct Services {
     pub ws: WsSettings,
     /// Where `now` comes from (tests may use a manual clock).
     pub clock: Clock,
+    /// The relays and the calls placed on them.
+    pub relays: Arc<RelayPool>,
 }
 
 impl Services {
@@ -84,6 +87,7 @@ impl Services {
             lobby: config.lobby_settings(),
             ws: config.ws_settings(),
             clock: Clock::default(),
+            relays: RelayPool::new(config.relay_settings()),
         }
     }
 }
@@ -122,9 +126,11 @@ pub async fn serve(
         services.auth.clone(),
         services.clock.clone(),
     ));
+    let relay_sweeper = services.relays.spawn_sweeper();
     let app = Router::new()
         .route("/ws", get(ws::handler))
         .with_state(shared.clone())
+        .merge(relays::router(services.relays.clone()))
         .merge(crate::http::router(shared.clone()))
         .merge(account_api::router(
             services.auth.clone(),
@@ -134,10 +140,12 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "signaling listening");
     }
+    let pool = services.relays.clone();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down: refusing new connections, closing WebSockets");
         let _ = stop_tx.send(true);
+        pool.close_all();
     };
     let result = axum::serve(
         listener,
@@ -155,6 +163,7 @@ pub async fn serve(
         tracing::warn!("connections still open after the drain timeout");
     }
     sweeper.abort();
+    relay_sweeper.abort();
     lobby_task.abort();
     tracing::info!("signaling stopped");
     result.map_err(Error::Io)

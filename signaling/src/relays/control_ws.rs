@@ -1,0 +1,133 @@
+//! `GET /control`: the WebSocket relays dial. The first message must be a
+//! `register` with the current protocol version and a valid HMAC over the
+//! node id and time (see [`protocol::control::verify_register_auth`]);
+//! otherwise the relay gets an `error` and the connection closes. After
+//! `registered {heartbeat_ms}`, this task pumps messages both ways until
+//! the connection ends, which marks the relay down (unless the same node
+//! has connected again meanwhile).
+//!
+//! Nothing a relay sends can panic this task. Logs carry node ids and
+//! request ids only: grants and SDP are never logged.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use protocol::control::{Register, RelayToSignaling, SignalingToRelay};
+
+use super::RelayPool;
+
+/// Largest control message accepted (SDP is a few KiB; `register` lists rooms).
+pub const MAX_CONTROL_MESSAGE: usize = 1 << 20;
+
+/// `GET /control`: upgrades and runs one relay's control connection.
+pub async fn handler(State(pool): State<Arc<RelayPool>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(MAX_CONTROL_MESSAGE)
+        .max_frame_size(MAX_CONTROL_MESSAGE)
+        .on_upgrade(move |socket| run(socket, pool))
+}
+
+async fn send(socket: &mut WebSocket, message: &SignalingToRelay) -> bool {
+    let Ok(text) = serde_json::to_string(message) else {
+        return false;
+    };
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+/// Sends an `error` and closes.
+async fn refuse(mut socket: WebSocket, message: &str) {
+    let _ = send(
+        &mut socket,
+        &SignalingToRelay::Error {
+            message: message.to_owned(),
+        },
+    )
+    .await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Waits for the `register` message.
+async fn registration(socket: &mut WebSocket, pool: &RelayPool) -> Result<Register, &'static str> {
+    let first = tokio::time::timeout(pool.settings.register_timeout, async {
+        loop {
+            match socket.recv().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .map_err(|_| "register timed out")?
+    .ok_or("expected a register message")?;
+    match serde_json::from_str::<RelayToSignaling>(&first) {
+        Ok(RelayToSignaling::Register(reg)) => Ok(reg),
+        _ => Err("the first message must be register"),
+    }
+}
+
+/// Runs one relay's control connection to its end.
+async fn run(mut socket: WebSocket, pool: Arc<RelayPool>) {
+    let reg = match registration(&mut socket, &pool).await {
+        Ok(reg) => reg,
+        Err(message) => {
+            refuse(socket, message).await;
+            return;
+        }
+    };
+    let mut link = match pool.register(&reg) {
+        Ok(link) => link,
+        Err(e) => {
+            refuse(socket, &e.to_string()).await;
+            return;
+        }
+    };
+    if !send(&mut socket, &link.registered()).await {
+        return;
+    }
+    loop {
+        tokio::select! {
+            out = link.recv() => match out {
+                Some(message) => {
+                    if !send(&mut socket, &message).await {
+                        break;
+                    }
+                }
+                None => {
+                    // Replaced by a newer connection, declared dead, or shutdown.
+                    let _ = socket.send(Message::Close(None)).await;
+                    break;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(reply) = link.handle_text(&text)
+                        && !send(&mut socket, &reply).await
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let reply = SignalingToRelay::Error {
+                        message: "binary control messages are not supported".into(),
+                    };
+                    if !send(&mut socket, &reply).await {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+        }
+    }
+    // Dropping `link` marks the relay down unless it reconnected meanwhile.
+}
+
+/// The routes of this module: `GET /control`.
+pub fn router(pool: Arc<RelayPool>) -> axum::Router {
+    axum::Router::new()
+        .route("/control", axum::routing::get(handler))
+        .with_state(pool)
+}
