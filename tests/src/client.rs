@@ -1,0 +1,518 @@
+//! [`TestClient`]: a patient or clinician speaking the protocol crate's types over
+//! signaling's WebSocket, with real media.
+//!
+//! One task per client reads the socket, records every message in the client's inbox
+//! (tests await messages there) and plays the client's part of a call on its own:
+//! `call_ready`/`relay_moved` → a new webrtc-rs [`MediaPeer`] and `call_offer`;
+//! `call_answer` → apply; `call_renegotiate` → `call_answer`; `call_ended` → close. When
+//! the peer connection fails before signaling has said anything, it sends
+//! `call_ice_failed`. Received media lands in the client's [`MediaLog`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use futures_util::{SinkExt as _, StreamExt as _};
+use protocol::client::{ClientToSignaling, RequestId, Role, SignalingToClient};
+use protocol::{PROTOCOL_VERSION, ParticipantId, Region, RoomId, Sensitive};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::peer_connection::RTCPeerConnectionState;
+
+use crate::cluster::TestCluster;
+use crate::directory::PASSWORD;
+use crate::http;
+use crate::media::{Direction, MediaLog, MediaPeer};
+
+/// How long a test waits for an expected signaling message.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Every message a client received, in order.
+#[derive(Debug, Clone)]
+struct Inbox {
+    messages: Arc<Mutex<Vec<SignalingToClient>>>,
+    count: watch::Sender<usize>,
+}
+
+impl Inbox {
+    fn new() -> Self {
+        Inbox {
+            messages: Arc::default(),
+            count: watch::channel(0).0,
+        }
+    }
+
+    fn push(&self, msg: SignalingToClient) {
+        let n = {
+            let Ok(mut m) = self.messages.lock() else {
+                return;
+            };
+            m.push(msg);
+            m.len()
+        };
+        self.count.send_replace(n);
+    }
+}
+
+/// Where a client's call stands (shared with its task).
+#[derive(Debug, Clone, Default)]
+pub struct CallView {
+    /// The call, once `call_ready` arrived.
+    pub call: Option<RoomId>,
+    /// Own participant id in the call.
+    pub participant: Option<ParticipantId>,
+    /// The relay of the current peer connection.
+    pub relay: Option<String>,
+    /// The current peer connection's generation (0 = first).
+    pub generation: Option<u32>,
+    /// Every relay this client was sent to, with when the message arrived.
+    pub placements: Vec<(Instant, String)>,
+    /// Errors the call task hit (failed SDP, …); tests assert it stays empty.
+    pub errors: Vec<String>,
+}
+
+/// A patient or clinician connected to the cluster's signaling.
+#[derive(Debug)]
+pub struct TestClient {
+    tag: String,
+    out: mpsc::UnboundedSender<ClientToSignaling>,
+    inbox: Inbox,
+    media: MediaLog,
+    view: Arc<Mutex<CallView>>,
+    next_request: AtomicU64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestClient {
+    /// Opens the WebSocket and sends `hello`; returns after `welcome`.
+    pub async fn connect(
+        cluster: &TestCluster,
+        tag: &str,
+        role: Role,
+        session: Option<String>,
+        region: Option<&str>,
+    ) -> Result<TestClient> {
+        let (ws, _) = tokio_tungstenite::connect_async(cluster.ws_url())
+            .await
+            .context("connecting to signaling's /ws")?;
+        let (mut sink, stream) = ws.split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<ClientToSignaling>();
+        let writer_out = out.clone();
+        let inbox = Inbox::new();
+        let media = MediaLog::default();
+        let view = Arc::new(Mutex::new(CallView::default()));
+        let writer = async move {
+            while let Some(msg) = out_rx.recv().await {
+                let Ok(text) = serde_json::to_string(&msg) else {
+                    continue;
+                };
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let agent = Agent {
+            tag: tag.to_owned(),
+            out: writer_out,
+            inbox: inbox.clone(),
+            media: media.clone(),
+            view: Arc::clone(&view),
+            peer: None,
+            ice_failed_sent: None,
+        };
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = writer => {}
+                () = agent.run(stream) => {}
+            }
+        });
+        let client = TestClient {
+            tag: tag.to_owned(),
+            out,
+            inbox,
+            media,
+            view,
+            next_request: AtomicU64::new(1),
+            task,
+        };
+        client.send(ClientToSignaling::Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            session: session.map(Sensitive::new),
+            region: region.map(Region::new).transpose()?,
+        })?;
+        client
+            .wait_for(PATIENCE, |m| {
+                matches!(m, SignalingToClient::Welcome { .. }).then_some(())
+            })
+            .await?;
+        Ok(client)
+    }
+
+    /// A patient who joined `room` (as `tag`, also the display name); returns after
+    /// `joined`.
+    pub async fn patient(
+        cluster: &TestCluster,
+        tag: &str,
+        room: &str,
+        region: Option<&str>,
+    ) -> Result<TestClient> {
+        let client = Self::connect(cluster, tag, Role::Patient, None, region).await?;
+        client.send(ClientToSignaling::Join {
+            room: RoomId::new(room)?,
+            display_name: Sensitive::new(tag.to_owned()),
+            intake: Sensitive::new(std::collections::BTreeMap::new()),
+        })?;
+        client
+            .wait_for(PATIENCE, |m| {
+                matches!(m, SignalingToClient::Joined { .. }).then_some(())
+            })
+            .await?;
+        Ok(client)
+    }
+
+    /// A clinician logged in as `username` and subscribed to the organisation's rooms;
+    /// returns after the queue snapshot.
+    pub async fn clinician(
+        cluster: &TestCluster,
+        username: &str,
+        region: Option<&str>,
+    ) -> Result<TestClient> {
+        let token = login(cluster, username).await?;
+        let tag = username.split('@').next().unwrap_or(username);
+        let client = Self::connect(cluster, tag, Role::Clinician, Some(token), region).await?;
+        client.send(ClientToSignaling::Subscribe { request: None })?;
+        client
+            .wait_for(PATIENCE, |m| {
+                matches!(m, SignalingToClient::QueueSnapshot { .. }).then_some(())
+            })
+            .await?;
+        Ok(client)
+    }
+
+    /// The tag stamped into this client's media (and its display name).
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// Sends one message.
+    pub fn send(&self, msg: ClientToSignaling) -> Result<()> {
+        self.out
+            .send(msg)
+            .map_err(|_| anyhow!("{}: connection task ended", self.tag))
+    }
+
+    /// A fresh request id.
+    pub fn request_id(&self) -> RequestId {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Messages received so far (a cursor for [`TestClient::wait_from`]).
+    pub fn inbox_len(&self) -> usize {
+        *self.inbox.count.borrow()
+    }
+
+    /// A copy of every message received so far.
+    pub fn messages(&self) -> Vec<SignalingToClient> {
+        self.inbox
+            .messages
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// Awaits the first message (from the start of the inbox) for which `pick` returns
+    /// something.
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        pick: impl Fn(&SignalingToClient) -> Option<T>,
+    ) -> Result<T> {
+        self.wait_from(0, timeout, pick).await
+    }
+
+    /// Like [`TestClient::wait_for`], looking at messages from index `from` on.
+    pub async fn wait_from<T>(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pick: impl Fn(&SignalingToClient) -> Option<T>,
+    ) -> Result<T> {
+        let mut rx = self.inbox.count.subscribe();
+        let mut seen = from;
+        let found = tokio::time::timeout(timeout, async {
+            loop {
+                {
+                    let messages = self
+                        .inbox
+                        .messages
+                        .lock()
+                        .map_err(|_| anyhow!("poisoned"))?;
+                    if let Some(hit) = messages.iter().skip(seen).find_map(&pick) {
+                        return Ok(hit);
+                    }
+                    seen = messages.len().max(seen);
+                }
+                rx.changed().await?;
+            }
+        })
+        .await;
+        match found {
+            Ok(r) => r,
+            Err(_) => bail!(
+                "{}: awaited message not received within {timeout:?}; got {:?}",
+                self.tag,
+                self.messages()
+            ),
+        }
+    }
+
+    /// Admits a waiting patient (clinicians) and awaits `ok`.
+    pub async fn admit(&self, participant: &ParticipantId) -> Result<()> {
+        let request = self.request_id();
+        self.send(ClientToSignaling::Admit {
+            participant: participant.clone(),
+            request: Some(request),
+        })?;
+        self.expect_ok(request).await
+    }
+
+    /// Awaits the `ok` (or fails on the `error`) for `request`.
+    pub async fn expect_ok(&self, request: RequestId) -> Result<()> {
+        self.wait_for(PATIENCE, |m| match m {
+            SignalingToClient::Ok { request: Some(r) } if *r == request => Some(Ok(())),
+            SignalingToClient::Error {
+                request: Some(r),
+                code,
+                message,
+            } if *r == request => Some(Err(anyhow!("request {request}: {code:?}: {message}"))),
+            _ => None,
+        })
+        .await?
+    }
+
+    /// Clinicians: awaits a patient arriving in a queue (display name `tag`).
+    pub async fn wait_patient(&self, tag: &str) -> Result<ParticipantId> {
+        self.wait_for(PATIENCE, |m| match m {
+            SignalingToClient::PatientArrived { entry, .. }
+                if entry.display_name.expose() == tag =>
+            {
+                Some(entry.participant.clone())
+            }
+            SignalingToClient::QueueSnapshot { rooms, .. } => rooms
+                .iter()
+                .flat_map(|r| &r.entries)
+                .find(|e| e.display_name.expose() == tag)
+                .map(|e| e.participant.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Awaits `call_ready` and returns the call and the relay.
+    pub async fn wait_call_ready(&self) -> Result<(RoomId, String)> {
+        self.wait_for(PATIENCE, |m| match m {
+            SignalingToClient::CallReady { call, relay, .. } => {
+                Some((call.clone(), relay.as_str().to_owned()))
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The received media.
+    pub fn media(&self) -> &MediaLog {
+        &self.media
+    }
+
+    /// Where this client's call stands.
+    pub fn call_view(&self) -> CallView {
+        self.view.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Awaits media from `from_tag` on the current (or a later) peer connection, and
+    /// returns the relay it came through.
+    pub async fn wait_media_from(&self, from_tag: &str, timeout: Duration) -> Result<String> {
+        let generation = self.call_view().generation.unwrap_or(0);
+        let p = self
+            .media
+            .wait_for(0, timeout, |p| {
+                p.from == from_tag && p.generation >= generation
+            })
+            .await
+            .with_context(|| format!("{}: no media from {from_tag}", self.tag))?;
+        Ok(p.relay)
+    }
+}
+
+/// `POST /api/login`; returns the session token.
+pub async fn login(cluster: &TestCluster, username: &str) -> Result<String> {
+    let r = http::post_json(
+        cluster.http_addr(),
+        "/api/login",
+        &[],
+        &serde_json::json!({ "username": username, "password": PASSWORD }),
+    )
+    .await?;
+    if r.status != 200 {
+        bail!("login {username}: {} {}", r.status, r.body);
+    }
+    r.json()?
+        .get("token")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .context("login reply has no token")
+}
+
+/// The per-client task: socket reader and call player.
+struct Agent {
+    tag: String,
+    out: mpsc::UnboundedSender<ClientToSignaling>,
+    inbox: Inbox,
+    media: MediaLog,
+    view: Arc<Mutex<CallView>>,
+    peer: Option<MediaPeer>,
+    /// The generation for which `call_ice_failed` was sent.
+    ice_failed_sent: Option<u32>,
+}
+
+type WsStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+impl Agent {
+    async fn run(mut self, mut stream: WsStream) {
+        loop {
+            let mut state = self.peer.as_ref().map(MediaPeer::watch_state);
+            let failed = async {
+                match &mut state {
+                    Some(s) => {
+                        let bad = s
+                            .wait_for(|s| {
+                                matches!(
+                                    s,
+                                    RTCPeerConnectionState::Failed
+                                        | RTCPeerConnectionState::Disconnected
+                                )
+                            })
+                            .await
+                            .is_err();
+                        if bad {
+                            // The connection is gone (closed by us): nothing to report.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let already = self.ice_failed_sent.is_some()
+                && self.ice_failed_sent == self.peer.as_ref().map(|p| p.generation);
+            tokio::select! {
+                frame = stream.next() => {
+                    let Some(Ok(frame)) = frame else { return };
+                    let Message::Text(text) = frame else { continue };
+                    match serde_json::from_str::<SignalingToClient>(text.as_str()) {
+                        Ok(msg) => {
+                            self.inbox.push(msg.clone());
+                            if let Err(e) = self.on_message(msg).await {
+                                self.error(format!("{e:#}"));
+                            }
+                        }
+                        Err(e) => self.error(format!("unparsable message: {e}")),
+                    }
+                }
+                () = failed, if !already => self.on_ice_failed(),
+            }
+        }
+    }
+
+    fn error(&self, e: String) {
+        eprintln!("client {}: {e}", self.tag);
+        if let Ok(mut v) = self.view.lock() {
+            v.errors.push(e);
+        }
+    }
+
+    fn on_ice_failed(&mut self) {
+        let (Some(peer), Some(call)) = (&self.peer, self.call()) else {
+            return;
+        };
+        self.ice_failed_sent = Some(peer.generation);
+        let _ = self.out.send(ClientToSignaling::CallIceFailed { call });
+    }
+
+    fn call(&self) -> Option<RoomId> {
+        self.view.lock().ok().and_then(|v| v.call.clone())
+    }
+
+    async fn on_message(&mut self, msg: SignalingToClient) -> Result<()> {
+        match msg {
+            SignalingToClient::CallReady {
+                call,
+                participant,
+                relay,
+                ..
+            } => {
+                if let Ok(mut v) = self.view.lock() {
+                    v.call = Some(call.clone());
+                    v.participant = Some(participant);
+                }
+                self.new_peer(call, relay.as_str()).await
+            }
+            SignalingToClient::RelayMoved { call, relay, .. } => {
+                self.new_peer(call, relay.as_str()).await
+            }
+            SignalingToClient::CallAnswer { sdp, .. } => {
+                let peer = self.peer.as_ref().context("call_answer without a peer")?;
+                peer.accept_answer(sdp).await
+            }
+            SignalingToClient::CallRenegotiate { call, sdp } => {
+                let peer = self.peer.as_ref().context("renegotiation without a peer")?;
+                let sdp = peer.answer_offer(sdp).await?;
+                self.out
+                    .send(ClientToSignaling::CallAnswer { call, sdp })
+                    .map_err(|_| anyhow!("socket closed"))
+            }
+            SignalingToClient::CallEnded { .. } => {
+                if let Some(peer) = self.peer.take() {
+                    peer.close();
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Replaces the peer connection with a new one to `relay` and offers.
+    async fn new_peer(&mut self, call: RoomId, relay: &str) -> Result<()> {
+        let generation = self.peer.as_ref().map_or(0, |p| p.generation + 1);
+        if let Some(old) = self.peer.take() {
+            old.close();
+        }
+        if let Ok(mut v) = self.view.lock() {
+            v.relay = Some(relay.to_owned());
+            v.generation = Some(generation);
+            v.placements.push((Instant::now(), relay.to_owned()));
+        }
+        let mut peer = MediaPeer::new(
+            &self.tag,
+            Direction::SendRecv,
+            generation,
+            relay,
+            self.media.clone(),
+        )
+        .await?;
+        let sdp = peer.offer().await?;
+        self.peer = Some(peer);
+        self.out
+            .send(ClientToSignaling::CallOffer { call, sdp })
+            .map_err(|_| anyhow!("socket closed"))
+    }
+}
