@@ -15,6 +15,7 @@ pub mod lobby;
 pub mod logging;
 pub mod relays;
 pub mod server;
+pub mod web;
 pub mod ws;
 
 pub use error::Error;

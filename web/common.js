@@ -1,0 +1,202 @@
+// Anteroom common helpers shared by every page: DOM building that never
+// parses markup (user data is only ever set as text), a reconnecting JSON
+// WebSocket to signaling (/ws, docs/protocol.md), the REST helper for
+// /api/*, the clinician login form and small formatting helpers.
+'use strict';
+
+const Anteroom = (() => {
+  const PROTOCOL_VERSION = 1;
+
+  /** The element with this id. */
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  /** Builds an element. `attrs`: attributes, plus `text` (textContent),
+   *  `class`, and `on<event>` handlers. Children: nodes or strings. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'text') node.textContent = String(v);
+      else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children) {
+      if (c === undefined || c === null || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  /** Shows exactly one of `ids` (the others get `hidden`). */
+  function showOnly(ids, which) {
+    for (const id of ids) {
+      const node = $(id);
+      if (node) node.hidden = id !== which;
+    }
+  }
+
+  /** Says `text` in the page's polite live region (`#status`). */
+  function announce(text) {
+    const s = $('status');
+    if (s) s.textContent = text;
+  }
+
+  /** "3 min", "45 s", "1 h 5 min". */
+  function duration(secs) {
+    const s = Math.max(0, Math.round(secs));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min`;
+    return `${Math.floor(m / 60)} h ${m % 60} min`;
+  }
+
+  function wsUrl() {
+    return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+  }
+
+  /** A JSON WebSocket to signaling that reconnects with backoff.
+   *  `onOpen(socket)` runs on every (re)connection and must send `hello`;
+   *  `onMessage(msg)` gets every parsed message; `onDown()` when it drops.
+   *  Errors that close the connection (see docs/protocol.md) stop the
+   *  reconnecting when `shouldReconnect(msg)` returns false. */
+  class Socket {
+    constructor({ onOpen, onMessage, onDown }) {
+      this.onOpen = onOpen;
+      this.onMessage = onMessage;
+      this.onDown = onDown || (() => {});
+      this.ws = null;
+      this.stopped = false;
+      this.delay = 500;
+      this.lastSend = Date.now();
+    }
+
+    connect() {
+      this.stopped = false;
+      const ws = new WebSocket(wsUrl());
+      this.ws = ws;
+      ws.addEventListener('open', () => {
+        this.delay = 500;
+        this.onOpen(this);
+      });
+      ws.addEventListener('message', (ev) => {
+        let msg;
+        try {
+          msg = JSON.parse(ev.data);
+        } catch (_) {
+          return;
+        }
+        if (msg && typeof msg.type === 'string') this.onMessage(msg);
+      });
+      ws.addEventListener('close', () => {
+        if (this.ws !== ws) return;
+        this.ws = null;
+        if (this.stopped) return;
+        this.onDown();
+        setTimeout(() => {
+          if (!this.stopped) this.connect();
+        }, this.delay);
+        this.delay = Math.min(this.delay * 2, 8000);
+      });
+    }
+
+    /** Sends one message; false if the socket is not open. */
+    send(msg) {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+      this.lastSend = Date.now();
+      this.ws.send(JSON.stringify(msg));
+      return true;
+    }
+
+    /** Closes for good (no reconnect). */
+    stop() {
+      this.stopped = true;
+      if (this.ws) this.ws.close();
+      this.ws = null;
+    }
+  }
+
+  /** Calls a JSON REST endpoint; resolves to {status, body, headers}. */
+  async function api(method, path, body) {
+    const init = { method, credentials: 'same-origin', headers: {} };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, init);
+    let data = null;
+    const text = await resp.text();
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch (_) {
+        data = null;
+      }
+    }
+    return { status: resp.status, body: data, headers: resp.headers };
+  }
+
+  /** A user-facing sentence for a failed /api/login. */
+  function loginError(resp) {
+    const err = (resp.body && resp.body.error) || {};
+    if (resp.status === 429 || err.code === 'throttled') {
+      const secs = err.retry_after_secs || Number(resp.headers.get('Retry-After')) || 0;
+      return `Too many failed sign-in attempts. Please wait ${duration(secs)} and try again.`;
+    }
+    if (resp.status === 401) return 'Wrong username or password.';
+    if (err.message) return `Sign-in failed: ${err.message}`;
+    return `Sign-in failed (HTTP ${resp.status}).`;
+  }
+
+  /** Wires the login form (#login-form with #username, #password,
+   *  #login-error). `onLoggedIn(login)` runs after a successful login; the
+   *  session cookie (HttpOnly) carries the session from then on. */
+  function setupLogin(onLoggedIn) {
+    const form = $('login-form');
+    const error = $('login-error');
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      error.textContent = '';
+      const username = $('username').value.trim();
+      const password = $('password').value;
+      if (!username || !password) {
+        error.textContent = 'Enter your username and password.';
+        return;
+      }
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try {
+        const resp = await api('POST', '/api/login', { username, password });
+        if (resp.status === 200 && resp.body) {
+          $('password').value = '';
+          onLoggedIn(resp.body);
+        } else {
+          error.textContent = loginError(resp);
+          $('password').focus();
+        }
+      } catch (_) {
+        error.textContent = 'The service cannot be reached. Check your connection.';
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  /** Logs out (best effort). */
+  async function logout() {
+    try {
+      await api('POST', '/api/logout');
+    } catch (_) {
+      /* the cookie expires anyway */
+    }
+  }
+
+  /** Test and diagnostics hook (no secrets): the media state of the page. */
+  const debug = { call: null };
+
+  return {
+    PROTOCOL_VERSION, $, el, showOnly, announce, duration, Socket, api,
+    loginError, setupLogin, logout, debug,
+  };
+})();
