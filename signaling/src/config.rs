@@ -164,12 +164,11 @@ impl Config {
 
     /// Relay pool settings. Without `--relay-secret`, a random secret.
     pub fn relay_settings(&self) -> RelaySettings {
-        let secret = match &self.relay_secret {
-            Some(s) => s.expose().as_bytes().to_vec(),
-            None => {
-                tracing::warn!("no --relay-secret: relays cannot register (except --dev's own)");
-                rand::random::<[u8; 32]>().to_vec()
-            }
+        let secret = if let Some(s) = &self.relay_secret {
+            s.expose().as_bytes().to_vec()
+        } else {
+            tracing::warn!("no --relay-secret: relays cannot register (except --dev's own)");
+            rand::random::<[u8; 32]>().to_vec()
         };
         let mut settings = RelaySettings::new(secret, self.region.clone());
         settings.region_order.clone_from(&self.region_order);

@@ -89,18 +89,16 @@ async fn run(mut socket: WebSocket, pool: Arc<RelayPool>) {
     }
     loop {
         tokio::select! {
-            out = link.recv() => match out {
-                Some(message) => {
-                    if !send(&mut socket, &message).await {
-                        break;
-                    }
-                }
-                None => {
+            out = link.recv() => {
+                let Some(message) = out else {
                     // Replaced by a newer connection, declared dead, or shutdown.
                     let _ = socket.send(Message::Close(None)).await;
                     break;
+                };
+                if !send(&mut socket, &message).await {
+                    break;
                 }
-            },
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(reply) = link.handle_text(&text)

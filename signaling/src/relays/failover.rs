@@ -22,31 +22,28 @@ impl RelayPool {
         let calls = self.registry.calls_on(node);
         tracing::warn!(%node, calls = calls.len(), "relay down; re-placing its calls");
         for call in calls {
-            match self.choose(state, &region, Some(node)) {
-                Some(to) => {
-                    self.registry.set_placement(&call, &to);
-                    tracing::info!(%call, from = %node, %to, "call moved");
-                    self.emit(RelayEvent::CallMoved {
-                        call,
+            if let Some(to) = self.choose(state, &region, Some(node)) {
+                self.registry.set_placement(&call, &to);
+                tracing::info!(%call, from = %node, %to, "call moved");
+                self.emit(RelayEvent::CallMoved {
+                    call,
+                    from: node.clone(),
+                    to,
+                });
+            } else {
+                self.registry.remove_placement(&call);
+                tracing::warn!(%call, from = %node, "no relay for call; parked");
+                state.orphans.insert(
+                    call.clone(),
+                    Orphan {
                         from: node.clone(),
-                        to,
-                    });
-                }
-                None => {
-                    self.registry.remove_placement(&call);
-                    tracing::warn!(%call, from = %node, "no relay for call; parked");
-                    state.orphans.insert(
-                        call.clone(),
-                        Orphan {
-                            from: node.clone(),
-                            region: region.clone(),
-                        },
-                    );
-                    self.emit(RelayEvent::CallOrphaned {
-                        call,
-                        from: node.clone(),
-                    });
-                }
+                        region: region.clone(),
+                    },
+                );
+                self.emit(RelayEvent::CallOrphaned {
+                    call,
+                    from: node.clone(),
+                });
             }
         }
     }

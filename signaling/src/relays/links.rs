@@ -236,11 +236,10 @@ impl RelayPool {
         if link.generation != generation {
             return;
         }
-        match link.pending.remove(&request) {
-            Some(waiter) => {
-                let _ = waiter.send(reply);
-            }
-            None => tracing::debug!(%node, request, "reply to an unknown or timed-out offer"),
+        if let Some(waiter) = link.pending.remove(&request) {
+            let _ = waiter.send(reply);
+        } else {
+            tracing::debug!(%node, request, "reply to an unknown or timed-out offer");
         }
     }
 

@@ -180,16 +180,13 @@ async fn create(
     let Ok(offer) = std::str::from_utf8(body) else {
         return plain(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8\n");
     };
-    let node = match pool.place(&call, None) {
-        Ok(node) => node,
-        Err(_) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(RETRY_AFTER, "2")],
-                "no relay is available\n",
-            )
-                .into_response();
-        }
+    let Ok(node) = pool.place(&call, None) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(RETRY_AFTER, "2")],
+            "no relay is available\n",
+        )
+            .into_response();
     };
     let participant = ParticipantId::random();
     let grant = pool.grant(&call, &participant, kind.role(), &node);
@@ -236,12 +233,12 @@ fn session(
     call: &str,
     participant: &str,
     headers: &HeaderMap,
-) -> Result<(RoomId, ParticipantId, NodeId), Response> {
+) -> Result<(RoomId, ParticipantId, NodeId), Box<Response>> {
     let (Ok(call), Ok(participant)) = (RoomId::new(call), ParticipantId::new(participant)) else {
-        return Err(plain(StatusCode::NOT_FOUND, "no such session\n"));
+        return Err(Box::new(plain(StatusCode::NOT_FOUND, "no such session\n")));
     };
     if !pool.check_token(headers, &call, kind.role()) {
-        return Err(unauthorized());
+        return Err(Box::new(unauthorized()));
     }
     let node = pool
         .whip
@@ -250,7 +247,7 @@ fn session(
         .cloned();
     match node {
         Some(node) => Ok((call, participant, node)),
-        None => Err(plain(StatusCode::NOT_FOUND, "no such session\n")),
+        None => Err(Box::new(plain(StatusCode::NOT_FOUND, "no such session\n"))),
     }
 }
 
@@ -270,7 +267,7 @@ fn end(
             tracing::info!(%call, %participant, %node, "ingest session ended");
             StatusCode::OK.into_response()
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -284,7 +281,7 @@ fn trickle(
 ) -> Response {
     let (call, participant, node) = match session(pool, kind, call, participant, headers) {
         Ok(s) => s,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !has_content_type(headers, "application/trickle-ice-sdpfrag") {
         return plain(
