@@ -10,13 +10,16 @@
 //!   the [`peer::Negotiator`] trait;
 //! - [`shim`]: a lossy/delaying loopback UDP proxy used to check the measurements;
 //! - [`target`]: the loopback-only guard;
-//! - [`scenario`]: the runnable scenarios (today: `loopback`).
+//! - [`relayctl`]: bench's own control endpoint for relays, a relay process it starts,
+//!   and the relay's CPU/memory/forwarded counters;
+//! - [`scenario`]: the runnable scenarios.
 #![forbid(unsafe_code)]
 
 pub mod clock;
 mod error;
 pub mod media;
 pub mod peer;
+pub mod relayctl;
 pub mod report;
 pub mod scenario;
 pub mod shim;

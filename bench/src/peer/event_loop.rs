@@ -3,7 +3,7 @@
 //! min-heap, and stops by itself at its configured end.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -12,9 +12,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::change::{SdpAnswer, SdpOffer};
+use tokio::sync::oneshot;
 
-use super::ReadyPeer;
 use super::slot::{Ctx, Slot};
+use super::{PeerId, ReadyPeer};
 use crate::stats::{FreezeThresholds, Recorder};
 use crate::{Error, Result};
 
@@ -129,6 +131,11 @@ impl std::ops::Add for LiveSnapshot {
 #[derive(Debug)]
 enum Command {
     Add(Box<ReadyPeer>),
+    Renegotiate {
+        peer: PeerId,
+        offer: SdpOffer,
+        reply: oneshot::Sender<Result<SdpAnswer>>,
+    },
     Stop,
 }
 
@@ -148,6 +155,17 @@ impl LoopSender {
             .map_err(|_| Error::Stopped("peer loop"))?;
         self.waker.wake()?;
         Ok(())
+    }
+
+    /// Hands the far side's new offer (a relay adding or removing tracks) to a running
+    /// peer; resolves to the peer's answer. Fails if the peer is unknown or gone.
+    pub async fn renegotiate(&self, peer: PeerId, offer: SdpOffer) -> Result<SdpAnswer> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Renegotiate { peer, offer, reply })
+            .map_err(|_| Error::Stopped("peer loop"))?;
+        self.waker.wake()?;
+        answer.await.map_err(|_| Error::Stopped("peer loop"))?
     }
 
     /// Asks the loop to stop now (it also stops by itself at `stop_at`).
@@ -183,6 +201,7 @@ impl PeerLoop {
             config,
             counters: Arc::clone(&counters),
             slots: Vec::new(),
+            by_peer: HashMap::new(),
             heap: BinaryHeap::new(),
             due: Vec::new(),
             recorder: Recorder::new(config.run_start),
@@ -218,6 +237,7 @@ struct Runner {
     config: LoopConfig,
     counters: Arc<LiveCounters>,
     slots: Vec<Option<Slot>>,
+    by_peer: HashMap<PeerId, usize>,
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
     due: Vec<(Instant, usize)>,
     recorder: Recorder,
@@ -358,9 +378,28 @@ impl Runner {
             match cmd {
                 Command::Stop => return true,
                 Command::Add(peer) => self.add(*peer),
+                Command::Renegotiate { peer, offer, reply } => {
+                    let _ = reply.send(self.renegotiate(peer, offer));
+                }
             }
         }
         false
+    }
+
+    fn renegotiate(&mut self, peer: PeerId, offer: SdpOffer) -> Result<SdpAnswer> {
+        let idx = *self
+            .by_peer
+            .get(&peer)
+            .ok_or_else(|| Error::Negotiation(format!("{peer} is not running")))?;
+        let now = Instant::now();
+        let (slots, mut ctx) = self.ctx();
+        let slot = slots
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| Error::Negotiation(format!("{peer} has ended")))?;
+        let answer = slot.accept_offer(now, offer, &mut ctx);
+        self.reschedule(idx, now);
+        answer
     }
 
     fn add(&mut self, peer: ReadyPeer) {
@@ -384,6 +423,7 @@ impl Runner {
             self.counters.failed.fetch_add(1, Relaxed);
             return;
         }
+        self.by_peer.insert(slot.peer, idx);
         self.slots.push(Some(slot));
         let now = Instant::now();
         let (slots, mut ctx) = self.ctx();

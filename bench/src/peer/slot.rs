@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use mio::net::UdpSocket;
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
@@ -39,7 +40,7 @@ struct Publisher {
 /// A peer run by a loop.
 #[derive(Debug)]
 pub(super) struct Slot {
-    peer: PeerId,
+    pub peer: PeerId,
     rtc: Rtc,
     pub socket: UdpSocket,
     local: SocketAddr,
@@ -114,6 +115,18 @@ impl Slot {
             return self.fail(ctx);
         }
         self.drain(now, ctx);
+    }
+
+    /// Accepts the far side's new offer (renegotiation) and returns the answer.
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        offer: SdpOffer,
+        ctx: &mut Ctx,
+    ) -> crate::Result<SdpAnswer> {
+        let answer = self.rtc.sdp_api().accept_offer(offer);
+        self.drain(now, ctx);
+        Ok(answer?)
     }
 
     /// Handles the rtc timeout and due media.

@@ -47,6 +47,28 @@ pub struct RelayCpu {
     pub cpu_us_per_forwarded: f64,
 }
 
+impl RelayCpu {
+    /// From the relay's CPU time and forwarded packets over the same interval.
+    pub fn new(cpu: Duration, forwarded: u64) -> Self {
+        RelayCpu {
+            cpu_s: cpu.as_secs_f64(),
+            forwarded,
+            cpu_us_per_forwarded: if forwarded == 0 {
+                0.0
+            } else {
+                cpu.as_secs_f64() * 1e6 / forwarded as f64
+            },
+        }
+    }
+}
+
+/// The machine's load average (`/proc/loadavg`): 1, 5 and 15 minutes.
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_ascii_whitespace().map(str::parse::<f64>);
+    Some([it.next()?.ok()?, it.next()?.ok()?, it.next()?.ok()?])
+}
+
 /// Everything a run reports. Serialised as the JSON report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
@@ -72,6 +94,17 @@ pub struct Report {
     pub harness: HarnessCpu,
     /// The relay's CPU; `null` when the scenario has no relay or cannot measure it.
     pub relay: Option<RelayCpu>,
+    /// The relay's memory at the end of sending, if it was measured.
+    pub relay_memory: Option<crate::relayctl::Memory>,
+    /// The harness's memory at the end of the run.
+    pub harness_memory: Option<crate::relayctl::Memory>,
+    /// Control-link counters (relay runs).
+    pub control: Option<crate::relayctl::LinkCounters>,
+    /// The capacity `--ramp` found.
+    pub ramp: Option<crate::scenario::ramp::RampOutcome>,
+    /// Machine load average (1, 5, 15 min) when the report was made; the machine may
+    /// be shared, so read CPU figures with it.
+    pub load_average: Option<[f64; 3]>,
     /// The impairment applied, if any.
     pub impairment: Option<crate::shim::ShimConfig>,
     /// One point per second.
@@ -121,6 +154,11 @@ impl Report {
             connect: recorder.connect.summary(),
             harness,
             relay: None,
+            relay_memory: None,
+            harness_memory: None,
+            control: None,
+            ramp: None,
+            load_average: load_average(),
             impairment: None,
             series: recorder.series.points(),
             warnings,

@@ -76,6 +76,57 @@ pub(super) fn render(r: &Report) -> String {
             ),
         ),
     ];
+    let mib = |k: u64| k as f64 / 1024.0;
+    if let Some(m) = &r.relay_memory {
+        rows.push((
+            "relay memory",
+            format!(
+                "RSS {:.1} MiB  peak {:.1} MiB",
+                mib(m.rss_kib),
+                mib(m.peak_kib)
+            ),
+        ));
+    }
+    if let Some(m) = &r.harness_memory {
+        rows.push((
+            "bench memory",
+            format!(
+                "RSS {:.1} MiB  peak {:.1} MiB",
+                mib(m.rss_kib),
+                mib(m.peak_kib)
+            ),
+        ));
+    }
+    if let Some(c) = &r.control {
+        rows.push((
+            "control",
+            format!(
+                "{} relay offers answered, {} unanswered, {} left",
+                c.renegotiations, c.renegotiation_failures, c.participants_left
+            ),
+        ));
+    }
+    if let Some(ramp) = &r.ramp {
+        rows.push((
+            "capacity",
+            match (&ramp.reason, ramp.at_s) {
+                (Some(why), Some(t)) => format!(
+                    "{} subscribers ({why} threshold crossed at {t} s; {} joined)",
+                    ramp.capacity, ramp.joined
+                ),
+                _ => format!(
+                    "≥ {} subscribers (no threshold crossed; raise --subscribers)",
+                    ramp.capacity
+                ),
+            },
+        ));
+    }
+    if let Some([a, b, c]) = r.load_average {
+        rows.push((
+            "load avg",
+            format!("{a:.2} {b:.2} {c:.2} (1/5/15 min, whole machine)"),
+        ));
+    }
     if let Some(i) = &r.impairment {
         rows.push((
             "impairment",

@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::loopback::{self, LoopbackConfig};
+use super::relay_cli::{self, FanoutArgs, MeetingArgs};
 use super::unavailable;
 use crate::media::{AudioShape, VideoShape};
-use crate::report::progress;
+use crate::report::{Report, progress};
 use crate::shim::ShimConfig;
 use crate::target::check_target;
 
@@ -60,46 +61,14 @@ pub enum Scenario {
     /// Publishers send directly (peer-to-peer) to subscribers over 127.0.0.1, optionally
     /// through a lossy/delaying shim. Checks the harness and measures its CPU per packet.
     Loopback(LoopbackArgs),
-    /// R rooms × 1 publisher × S subscribers through relays (livestream shape).
-    /// Not available yet: needs issue 4.
-    Fanout {
-        /// Rooms.
-        #[arg(long, default_value_t = 1)]
-        rooms: u32,
-        /// Subscribers per room.
-        #[arg(long, default_value_t = 50)]
-        subscribers: u32,
-        /// Add subscribers until loss > 1 % or p99 latency > this many ms; report capacity.
-        #[arg(long)]
-        ramp: Option<u32>,
-        #[command(flatten)]
-        remote: Remote,
-        #[command(flatten)]
-        common: Common,
-    },
-    /// R rooms × N participants all publishing and subscribing. Not available yet: needs issue 4.
-    Meeting {
-        /// Rooms.
-        #[arg(long, default_value_t = 1)]
-        rooms: u32,
-        /// Participants per room.
-        #[arg(long, default_value_t = 4)]
-        participants: u32,
-        #[command(flatten)]
-        remote: Remote,
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Many audio-only participants. Not available yet: needs issue 4.
-    Audio {
-        /// Participants.
-        #[arg(long, default_value_t = 100)]
-        participants: u32,
-        #[command(flatten)]
-        remote: Remote,
-        #[command(flatten)]
-        common: Common,
-    },
+    /// R rooms × 1 publisher × S subscribers through a real relay (livestream shape).
+    /// Bench starts `relay` (or attaches to one with --relay-control) and plays
+    /// signaling's part of the control protocol. --ramp finds the capacity.
+    Fanout(FanoutArgs),
+    /// R rooms × N participants all publishing and subscribing, through a real relay.
+    Meeting(MeetingArgs),
+    /// Rooms of audio-only participants (all publish and subscribe), through a real relay.
+    Audio(MeetingArgs),
     /// K waiting patients and C clinicians with arrival/admit churn; join, position-update
     /// and admit latencies. Not available yet: needs issue 2's signaling client protocol.
     Lobby {
@@ -229,9 +198,11 @@ fn parse_ci(s: &str) -> Result<bool, String> {
 pub async fn run(cli: Cli) -> ExitCode {
     let (name, remote) = match &cli.scenario {
         Scenario::Loopback(args) => return run_loopback(args).await,
-        Scenario::Fanout { remote, .. } => ("fanout", remote),
-        Scenario::Meeting { remote, .. } => ("meeting", remote),
-        Scenario::Audio { remote, .. } => ("audio", remote),
+        Scenario::Fanout(a) => return relay_cli::run(a.config(), &a.relay, &a.common).await,
+        Scenario::Meeting(a) => {
+            return relay_cli::run(a.config(false), &a.relay, &a.common).await;
+        }
+        Scenario::Audio(a) => return relay_cli::run(a.config(true), &a.relay, &a.common).await,
         Scenario::Lobby { remote, .. } => ("lobby", remote),
         Scenario::Failover { remote, .. } => ("failover", remote),
     };
@@ -255,23 +226,31 @@ async fn run_loopback(args: &LoopbackArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("{}", report.table());
-    for (path, body) in [
-        (&args.common.json, report.to_json()),
-        (&args.common.svg, report.svg()),
-    ] {
-        if let Some(path) = path
-            && let Err(e) = std::fs::write(path, body)
-        {
-            eprintln!("bench loopback: writing {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
+    if !write_outputs("loopback", &report, &args.common) {
+        return ExitCode::from(2);
     }
     if report.peers.connected == 0 {
         eprintln!("bench loopback: no peer connected");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Prints the table and writes `--json`/`--svg`; false if a file could not be written.
+pub(super) fn write_outputs(name: &str, report: &Report, common: &Common) -> bool {
+    println!("{}", report.table());
+    for (path, body) in [
+        (&common.json, report.to_json()),
+        (&common.svg, report.svg()),
+    ] {
+        if let Some(path) = path
+            && let Err(e) = std::fs::write(path, body)
+        {
+            eprintln!("bench {name}: writing {}: {e}", path.display());
+            return false;
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Scenarios: what `bench <scenario>` runs. `loopback` works today; `fanout`, `meeting`,
-//! `audio` and `failover` need the client↔signaling↔relay media path (issue 4), and
-//! `lobby` needs the signaling client protocol (issue 2); those say so and exit
-//! non-zero rather than report anything.
+//! Scenarios: what `bench <scenario>` runs. `loopback` (peer to peer, checks the
+//! harness), `fanout`, `meeting` and `audio` (a real relay, [`sfu`]) work; scenarios
+//! that cannot run yet say so and exit non-zero rather than report anything.
 
 pub mod cli;
 pub mod loopback;
+pub mod ramp;
+pub mod relay_cli;
+pub mod sfu;
 
 /// Why a scenario cannot run yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,22 +30,7 @@ impl std::fmt::Display for Unavailable {
 }
 
 /// Scenarios that are defined (flags, help) but cannot run yet.
-pub const UNAVAILABLE: [Unavailable; 5] = [
-    Unavailable {
-        scenario: "fanout",
-        needs_issue: 4,
-        missing: "SDP offer/answer through signaling, placement on a relay, WHIP/WHEP",
-    },
-    Unavailable {
-        scenario: "meeting",
-        needs_issue: 4,
-        missing: "multi-party rooms on a relay via signaling",
-    },
-    Unavailable {
-        scenario: "audio",
-        needs_issue: 4,
-        missing: "SDP offer/answer through signaling and placement on a relay",
-    },
+pub const UNAVAILABLE: [Unavailable; 2] = [
     Unavailable {
         scenario: "lobby",
         needs_issue: 2,
