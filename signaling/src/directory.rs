@@ -44,6 +44,21 @@ pub struct RoomInfo {
     pub intake: Vec<IntakeQuestion>,
     /// Whether patients are told only their estimated wait, not their position.
     pub hide_position: bool,
+    /// A consultation waiting room, or a meeting room with one standing call.
+    pub kind: RoomKind,
+}
+
+/// What a room is for (`kind` in the directory file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// A waiting room: each admitted patient gets a consultation (a call of
+    /// their own) with the admitting clinician.
+    #[default]
+    Waiting,
+    /// A meeting room: guests join it by link and wait in its lobby; `admit`
+    /// puts them into the room's single standing call.
+    Meeting,
 }
 
 /// A staff account as the rest of the service sees it (no password hash).

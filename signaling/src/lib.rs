@@ -6,6 +6,7 @@
 pub mod account_api;
 pub mod audit;
 pub mod auth;
+pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod directory;

@@ -21,6 +21,7 @@ use crate::Error;
 use crate::account_api;
 use crate::audit::Audit;
 use crate::auth::Auth;
+use crate::calls::{CallSettings, Calls};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::{DemoCredentials, Directory};
@@ -108,7 +109,8 @@ pub async fn serve(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let lobby = Lobby::new(services.directory.clone(), services.lobby.clone());
+    let calls = Calls::new(Arc::new(services.relays.clone()), CallSettings::default());
+    let lobby = Lobby::new(services.directory.clone(), services.lobby.clone()).with_calls(calls);
     let (lobby, lobby_task) =
         LobbyHandle::spawn(lobby, services.audit.clone(), services.clock.clone());
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -97,6 +97,7 @@ pub(super) fn build() -> (Directory, DemoCredentials) {
                 question("callback", "A phone number in case the video drops", false),
             ],
             hide_position: false,
+            kind: super::RoomKind::Waiting,
         },
     );
 

@@ -46,6 +46,8 @@ struct RoomEntry {
     #[serde(default)]
     hide_position: bool,
     #[serde(default)]
+    kind: super::RoomKind,
+    #[serde(default)]
     intake: Vec<IntakeEntry>,
 }
 
@@ -118,6 +120,7 @@ pub(super) fn parse(s: &str) -> Result<Directory, Error> {
             name: r.name.trim().to_owned(),
             intake,
             hide_position: r.hide_position,
+            kind: r.kind,
         };
         rooms.insert(r.id, info);
     }

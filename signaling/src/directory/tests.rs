@@ -33,6 +33,13 @@ label = "Since when?"
 id = "south-gp"
 tenant = "south"
 name = "GP South"
+kind = "waiting"
+
+[[room]]
+id = "north-team"
+tenant = "north"
+name = "Team meeting"
+kind = "meeting"
 
 [[clinician]]
 id = "dr-lee"
@@ -77,7 +84,13 @@ fn parses_tenants_rooms_and_accounts() {
     assert_eq!(room.intake.len(), 2);
     assert!(room.intake[0].required && !room.intake[1].required);
     assert!(!d.room(&rid("south-gp")).unwrap().hide_position);
-    assert_eq!(d.rooms_of(&tid("north")).len(), 1);
+    assert_eq!(d.rooms_of(&tid("north")).len(), 2);
+    assert_eq!(
+        room.kind,
+        RoomKind::Waiting,
+        "rooms are waiting rooms by default"
+    );
+    assert_eq!(d.room(&rid("north-team")).unwrap().kind, RoomKind::Meeting);
     assert!(d.room(&rid("nope")).is_none());
     assert_eq!(d.tenants().len(), 2);
 

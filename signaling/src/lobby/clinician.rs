@@ -36,7 +36,16 @@ impl Lobby {
                 participant,
                 request,
             } => return self.get_intake(conn, staff, &participant, request),
-            ClientToSignaling::Admit { participant, .. } => self.admit(staff, &participant, now)?,
+            ClientToSignaling::Admit { participant, .. } => {
+                self.admit(conn, staff, &participant, now)?;
+            }
+            ClientToSignaling::CreateInvite { call, request } => {
+                let r = self
+                    .calls
+                    .create_invite(conn, &staff.tenant, &call, request, now);
+                self.pull_calls();
+                return r;
+            }
             ClientToSignaling::Deny {
                 participant,
                 message,
@@ -99,6 +108,7 @@ impl Lobby {
 
     fn admit(
         &mut self,
+        conn: ConnId,
         staff: &StaffIdentity,
         p: &ParticipantId,
         now: Instant,
@@ -108,14 +118,22 @@ impl Lobby {
             return Err(reject(ErrorCode::Conflict, "the patient is not waiting"));
         }
         let room = seat.room.clone();
-        self.admit_into(p, &staff.clinician, &staff.display_name, now);
+        self.admit_into(p, &staff.clinician, &staff.display_name, Some(conn), now);
         tracing::info!(clinician = %staff.clinician, room = %room, participant = %p, "admitted");
         self.audit(Self::audit_event(AuditAction::Admit, staff, &room, p));
         Ok(())
     }
 
-    /// Puts a seat into a consultation with `clinician` and tells everyone.
-    fn admit_into(&mut self, p: &ParticipantId, clinician: &ClinicianId, name: &str, now: Instant) {
+    /// Puts a seat into a consultation with `clinician` and tells everyone;
+    /// with calls, the seat (and the clinician on `clinician_conn`) join its call.
+    fn admit_into(
+        &mut self,
+        p: &ParticipantId,
+        clinician: &ClinicianId,
+        name: &str,
+        clinician_conn: Option<ConnId>,
+        now: Instant,
+    ) {
         let Some(seat) = self.seats.get_mut(p) else {
             return;
         };
@@ -137,6 +155,7 @@ impl Lobby {
             };
             self.send(c, msg);
         }
+        self.seat_into_call(p, clinician, name, clinician_conn);
         self.announce_update(p, now);
         if was_waiting {
             self.room_changed(&room);
@@ -203,10 +222,10 @@ impl Lobby {
                 if target == staff.clinician {
                     return Err(reject(ErrorCode::BadRequest, "cannot transfer to yourself"));
                 }
-                let name = self
+                let (name, target_conn) = self
                     .online_clinician(&staff.tenant, &target)
                     .ok_or_else(|| reject(ErrorCode::NotFound, "no such clinician online"))?;
-                self.admit_into(p, &target, &name, now);
+                self.admit_into(p, &target, &name, Some(target_conn), now);
                 let e = Self::audit_event(AuditAction::Transfer, staff, &from, p);
                 self.audit(e.target_clinician(target));
             }
@@ -215,18 +234,28 @@ impl Lobby {
         Ok(())
     }
 
-    /// The display name of a connected clinician of `tenant`, if any.
-    fn online_clinician(&self, tenant: &TenantId, id: &ClinicianId) -> Option<String> {
-        self.conns.values().find_map(|c| match c {
-            Conn::Clinician { staff } if &staff.tenant == tenant && &staff.clinician == id => {
-                Some(staff.display_name.clone())
-            }
-            _ => None,
-        })
+    /// The display name and a connection of a connected clinician of
+    /// `tenant`, if any.
+    fn online_clinician(&self, tenant: &TenantId, id: &ClinicianId) -> Option<(String, ConnId)> {
+        let mut found: Vec<_> = self
+            .conns
+            .iter()
+            .filter_map(|(conn, c)| match c {
+                Conn::Clinician { staff, .. }
+                    if &staff.tenant == tenant && &staff.clinician == id =>
+                {
+                    Some((staff.display_name.clone(), *conn))
+                }
+                _ => None,
+            })
+            .collect();
+        found.sort_by_key(|(_, conn)| *conn);
+        found.pop()
     }
 
     /// Moves a seat to the back of another room's queue (same tenant).
     fn move_to_room(&mut self, p: &ParticipantId, info: &crate::directory::RoomInfo, now: Instant) {
+        self.seat_out_of_call(p, now);
         let Some(seat) = self.seats.get_mut(p) else {
             return;
         };
@@ -279,6 +308,7 @@ impl Lobby {
             ));
         }
         let room = seat.room.clone();
+        self.seat_out_of_call(p, now);
         if let Some(seat) = self.seats.get_mut(p) {
             seat.state = SeatState::Waiting;
             seat.queued_at = now;

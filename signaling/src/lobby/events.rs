@@ -41,7 +41,7 @@ impl Lobby {
             waited_secs: now.saturating_duration_since(seat.joined_at).as_secs(),
             connected: seat.conn.is_some(),
             clinician,
-            invited_to: None,
+            invited_to: seat.invited_to.clone(),
         }
     }
 

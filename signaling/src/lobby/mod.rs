@@ -13,7 +13,12 @@
 //! patient leaves or is denied, or the grace period after a dropped connection
 //! passes. A clinician only ever reaches seats and rooms of their own tenant;
 //! anything else is `not_found`, exactly as if it did not exist.
+//!
+//! Calls (issue 4) live in [`Calls`], owned here: `calls` (this module's
+//! glue) puts admitted seats into calls and takes them out again; call
+//! messages, relay answers and relay events pass straight through.
 
+mod calls;
 mod clinician;
 mod events;
 mod patient;
@@ -31,10 +36,12 @@ use std::time::{Duration, Instant};
 use protocol::client::{
     ClientToSignaling, ErrorCode, RequestId, Role, SignalingToClient, StaffIdentity,
 };
-use protocol::{ParticipantId, RoomId, TenantId};
+use protocol::{ParticipantId, Region, RoomId, TenantId};
 
 use crate::audit::AuditEvent;
+use crate::calls::{CallRelays, Calls, OfferDone, OfferJob};
 use crate::directory::{Directory, RoomInfo};
+use crate::relays::RelayEvent;
 use room::RoomQueue;
 use seat::{Seat, TokenHash};
 
@@ -101,6 +108,9 @@ pub enum Output {
     Close(ConnId),
     /// Append this event to the audit trail.
     Audit(AuditEvent),
+    /// Forward an SDP offer to a relay; feed the reply to
+    /// [`Lobby::handle_offer_done`].
+    Offer(OfferJob),
 }
 
 /// Counts, for metrics and the load measurement.
@@ -114,7 +124,7 @@ pub struct LobbyStats {
 
 /// A refused request: the code and message of the `error` reply.
 #[derive(Debug)]
-pub(crate) struct Reject {
+pub struct Reject {
     code: ErrorCode,
     message: String,
 }
@@ -129,8 +139,14 @@ pub(crate) fn reject(code: ErrorCode, message: impl Into<String>) -> Reject {
 /// What a connection is, to the lobby.
 #[derive(Debug)]
 enum Conn {
-    Patient { seat: Option<ParticipantId> },
-    Clinician { staff: StaffIdentity },
+    Patient {
+        seat: Option<ParticipantId>,
+        region: Option<Region>,
+    },
+    Clinician {
+        staff: StaffIdentity,
+        region: Option<Region>,
+    },
 }
 
 /// The waiting-room state machine. See the module documentation.
@@ -144,6 +160,7 @@ pub struct Lobby {
     subscribers: HashMap<TenantId, BTreeSet<ConnId>>,
     grace: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
     next_refresh: Option<Instant>,
+    calls: Calls,
     out: VecDeque<Output>,
 }
 
@@ -169,8 +186,22 @@ impl Lobby {
             subscribers: HashMap::new(),
             grace: BinaryHeap::new(),
             next_refresh: None,
+            calls: Calls::disabled(),
             out: VecDeque::new(),
         }
+    }
+
+    /// The lobby with calls: admitted patients are put into calls on relays.
+    #[must_use]
+    pub fn with_calls(mut self, calls: Calls) -> Self {
+        self.calls = calls;
+        self
+    }
+
+    /// The relays calls use, if calls are enabled (the driver runs offers
+    /// and subscribes to events through them).
+    pub fn call_relays(&self) -> Option<Arc<dyn CallRelays>> {
+        self.calls.relays()
     }
 
     /// The settings in use.
@@ -188,11 +219,34 @@ impl Lobby {
 
     /// A connection completed `hello` (the driver checked version and session).
     pub fn handle_hello(&mut self, conn: ConnId, peer: Peer) {
+        self.handle_hello_in(conn, peer, None);
+    }
+
+    /// `hello` with the client's region (the placement hint of its calls).
+    pub fn handle_hello_in(&mut self, conn: ConnId, peer: Peer, region: Option<Region>) {
         let state = match peer {
-            Peer::Patient => Conn::Patient { seat: None },
-            Peer::Clinician(staff) => Conn::Clinician { staff },
+            Peer::Patient => Conn::Patient { seat: None, region },
+            Peer::Clinician(staff) => Conn::Clinician { staff, region },
         };
         self.conns.insert(conn, state);
+    }
+
+    /// A relay answered (or failed to answer) an [`Output::Offer`].
+    pub fn handle_offer_done(&mut self, done: OfferDone) {
+        self.calls.handle_offer_done(done);
+        self.pull_calls();
+    }
+
+    /// An event of the relay pool (moves, orphans, renegotiation, relay up).
+    pub fn handle_relay_event(&mut self, event: RelayEvent) {
+        self.calls.handle_relay_event(event);
+        self.pull_calls();
+    }
+
+    /// Relay events were lost (a slow lobby task): re-read the placements.
+    pub fn handle_relay_events_lost(&mut self) {
+        self.calls.resync();
+        self.pull_calls();
     }
 
     /// A message from a connection that said hello.
@@ -207,7 +261,18 @@ impl Lobby {
             return;
         };
         let result = match (state, msg.sender_role()) {
-            (_, None) => Err(reject(ErrorCode::BadRequest, "hello was already received")),
+            (_, None) if matches!(msg, ClientToSignaling::Hello { .. }) => {
+                Err(reject(ErrorCode::BadRequest, "hello was already received"))
+            }
+            (Conn::Patient { .. }, None) if matches!(msg, ClientToSignaling::CallLeave { .. }) => {
+                self.leave(conn, now);
+                Ok(())
+            }
+            (_, None) => {
+                let r = self.calls.handle_message(conn, msg);
+                self.pull_calls();
+                r
+            }
             (Conn::Patient { .. }, Some(Role::Clinician)) => Err(reject(
                 ErrorCode::Forbidden,
                 format!("{} is for clinicians", msg.type_name()),
@@ -217,7 +282,7 @@ impl Lobby {
                 format!("{} is for patients", msg.type_name()),
             )),
             (Conn::Patient { .. }, Some(Role::Patient)) => self.patient_message(conn, msg, now),
-            (Conn::Clinician { staff }, Some(Role::Clinician)) => {
+            (Conn::Clinician { staff, .. }, Some(Role::Clinician)) => {
                 let staff = staff.clone();
                 self.clinician_message(conn, &staff, msg, now)
             }
@@ -230,8 +295,12 @@ impl Lobby {
     /// A connection closed. A patient's seat enters its grace period.
     pub fn handle_disconnect(&mut self, conn: ConnId, now: Instant) {
         match self.conns.remove(&conn) {
-            Some(Conn::Patient { seat: Some(p) }) => self.seat_disconnected(&p, now),
-            Some(Conn::Clinician { staff }) => self.unsubscribe(conn, &staff.tenant),
+            Some(Conn::Patient { seat: Some(p), .. }) => self.seat_disconnected(&p, now),
+            Some(Conn::Clinician { staff, .. }) => {
+                self.unsubscribe(conn, &staff.tenant);
+                self.calls.conn_closed(conn);
+                self.pull_calls();
+            }
             _ => {}
         }
     }
@@ -276,6 +345,13 @@ impl Lobby {
 
     fn send(&mut self, conn: ConnId, msg: SignalingToClient) {
         self.out.push_back(Output::Send(conn, msg));
+    }
+
+    /// Moves the outputs of [`Calls`] into the lobby's, in order.
+    fn pull_calls(&mut self) {
+        while let Some(o) = self.calls.poll_output() {
+            self.out.push_back(o);
+        }
     }
 
     fn fail(&mut self, conn: ConnId, r: Reject, request: Option<RequestId>) {

@@ -10,6 +10,7 @@ use protocol::{ParticipantId, RoomId, Sensitive};
 
 use super::seat::{Seat, SeatState, check_intake, check_name, hash_token, new_token};
 use super::{Conn, ConnId, Lobby, Output, Reject, reject};
+use crate::directory::RoomInfo;
 
 impl Lobby {
     /// Dispatches a message from a patient connection.
@@ -27,6 +28,10 @@ impl Lobby {
                 intake,
             } => self.join(conn, &room, &display_name, intake, now),
             ClientToSignaling::Resume { token } => self.resume(conn, token.expose(), now),
+            ClientToSignaling::JoinInvite {
+                token,
+                display_name,
+            } => self.join_invite(conn, token.expose(), &display_name, now),
             ClientToSignaling::Leave => {
                 self.leave(conn, now);
                 Ok(())
@@ -37,13 +42,13 @@ impl Lobby {
 
     fn seat_of_conn(&self, conn: ConnId) -> Option<&ParticipantId> {
         match self.conns.get(&conn) {
-            Some(Conn::Patient { seat }) => seat.as_ref(),
+            Some(Conn::Patient { seat, .. }) => seat.as_ref(),
             _ => None,
         }
     }
 
     fn set_conn_seat(&mut self, conn: ConnId, p: Option<ParticipantId>) {
-        if let Some(Conn::Patient { seat }) = self.conns.get_mut(&conn) {
+        if let Some(Conn::Patient { seat, .. }) = self.conns.get_mut(&conn) {
             *seat = p;
         }
     }
@@ -87,10 +92,24 @@ impl Lobby {
             check_name(display_name.expose()).map_err(|m| reject(ErrorCode::BadRequest, m))?;
         check_intake(&info.intake, intake.expose())
             .map_err(|m| reject(ErrorCode::BadRequest, m))?;
+        self.take_seat(conn, &info, name, intake, None, now);
+        Ok(())
+    }
 
+    /// Creates a seat at the back of `info`'s queue for `conn` and tells
+    /// the patient and the clinicians.
+    pub(super) fn take_seat(
+        &mut self,
+        conn: ConnId,
+        info: &RoomInfo,
+        name: String,
+        intake: Sensitive<IntakeAnswers>,
+        invited_to: Option<RoomId>,
+        now: Instant,
+    ) -> ParticipantId {
         let participant = ParticipantId::random();
         let (token, token_hash) = new_token();
-        self.room_queue(&info)
+        self.room_queue(info)
             .waiting
             .push_back(participant.clone());
         let seat = Seat {
@@ -106,6 +125,8 @@ impl Lobby {
             conn: Some(conn),
             grace_until: None,
             last_status: None,
+            call: None,
+            invited_to,
         };
         self.seats.insert(participant.clone(), seat);
         self.tokens.insert(token_hash, participant.clone());
@@ -123,7 +144,7 @@ impl Lobby {
             },
         );
         self.appended(&participant, now);
-        Ok(())
+        participant
     }
 
     fn resume(&mut self, conn: ConnId, token: &str, now: Instant) -> Result<(), Reject> {
@@ -148,6 +169,7 @@ impl Lobby {
         seat.grace_until = None;
         seat.last_status = None;
         let room = seat.room.clone();
+        let call = seat.call.clone();
         let admitted_by = match &seat.state {
             SeatState::Admitted { clinician_name, .. } => Some(clinician_name.clone()),
             SeatState::Waiting => None,
@@ -184,6 +206,10 @@ impl Lobby {
                     clinician_name,
                 },
             );
+            if let Some(call) = call {
+                self.calls.rebind(&call, &p, Some(conn));
+                self.pull_calls();
+            }
         } else if let Some(position) = self.rooms.get(&room).and_then(|r| r.position(&p)) {
             self.push_status(&p, position);
         }
@@ -193,7 +219,7 @@ impl Lobby {
         Ok(())
     }
 
-    fn leave(&mut self, conn: ConnId, now: Instant) {
+    pub(super) fn leave(&mut self, conn: ConnId, now: Instant) {
         if let Some(p) = self.seat_of_conn(conn).cloned() {
             tracing::info!(participant = %p, "patient left");
             self.release(&p, LeftReason::Left, now);
@@ -209,13 +235,17 @@ impl Lobby {
         };
         seat.conn = None;
         seat.grace_until = Some(until);
+        if let Some(call) = seat.call.clone() {
+            self.calls.rebind(&call, p, None);
+        }
         self.grace.push(Reverse((until, p.clone())));
         tracing::debug!(participant = %p, "patient disconnected, seat kept for the grace period");
         self.announce_update(p, now);
     }
 
     /// Removes a seat and everything about the patient; tells the clinicians.
-    pub(super) fn release(&mut self, p: &ParticipantId, reason: LeftReason, _now: Instant) {
+    pub(super) fn release(&mut self, p: &ParticipantId, reason: LeftReason, now: Instant) {
+        self.seat_out_of_call(p, now);
         let Some(seat) = self.seats.remove(p) else {
             return;
         };

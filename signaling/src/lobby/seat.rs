@@ -53,6 +53,10 @@ pub(crate) struct Seat {
     pub grace_until: Option<Instant>,
     /// The last (position, estimate) sent, to push only changes.
     pub last_status: Option<(Option<u32>, Option<u64>)>,
+    /// Admitted: the call the seat is in.
+    pub call: Option<RoomId>,
+    /// Invitees: the call they were invited to.
+    pub invited_to: Option<RoomId>,
 }
 
 /// A fresh resume token (256 random bits, base64url) and its hash.

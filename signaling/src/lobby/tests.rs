@@ -1,6 +1,7 @@
 //! Lobby state-machine tests on virtual time: plain `#[test]`s, no tokio.
 
 mod actions;
+mod calls;
 mod flows;
 mod isolation;
 
@@ -55,6 +56,11 @@ fn room(id: &str, tenant: &str, hide: bool) -> (RoomId, RoomInfo) {
         name: format!("Room {id}"),
         intake,
         hide_position: hide,
+        kind: if id.ends_with("meet") {
+            crate::directory::RoomKind::Meeting
+        } else {
+            crate::directory::RoomKind::Waiting
+        },
     };
     (rid(id), info)
 }
@@ -67,10 +73,21 @@ struct Harness {
     inbox: HashMap<ConnId, Vec<S>>,
     closed: Vec<ConnId>,
     audit: Vec<AuditEvent>,
+    offers: Vec<crate::calls::OfferJob>,
 }
 
 impl Harness {
     fn new() -> Self {
+        Self::build(Vec::new(), crate::calls::Calls::disabled())
+    }
+
+    /// A harness whose lobby has calls on `relays`, and a meeting room `a-meet`.
+    fn with_calls(relays: Arc<dyn crate::calls::CallRelays>) -> Self {
+        let calls = crate::calls::Calls::new(relays, crate::calls::CallSettings::default());
+        Self::build(vec![room("a-meet", "a", false)], calls)
+    }
+
+    fn build(extra: Vec<(RoomId, RoomInfo)>, calls: crate::calls::Calls) -> Self {
         let rooms = Rooms(
             [
                 room("a-gp", "a", false),
@@ -79,15 +96,17 @@ impl Harness {
                 room("b-gp", "b", false),
             ]
             .into_iter()
+            .chain(extra)
             .collect(),
         );
         Self {
-            lobby: Lobby::new(Arc::new(rooms), LobbySettings::default()),
+            lobby: Lobby::new(Arc::new(rooms), LobbySettings::default()).with_calls(calls),
             now: Instant::now(),
             next_conn: 0,
             inbox: HashMap::new(),
             closed: Vec::new(),
             audit: Vec::new(),
+            offers: Vec::new(),
         }
     }
 
@@ -108,6 +127,7 @@ impl Harness {
                 Output::Send(c, m) => self.inbox.entry(c).or_default().push(m),
                 Output::Close(c) => self.closed.push(c),
                 Output::Audit(e) => self.audit.push(e),
+                Output::Offer(job) => self.offers.push(job),
             }
         }
     }

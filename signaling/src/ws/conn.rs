@@ -193,10 +193,12 @@ impl Conn {
             version,
             role,
             session,
-            region: _,
+            region,
         } = msg
         {
-            return self.on_hello(socket, version, role, session, t).await;
+            return self
+                .on_hello(socket, version, role, session, region, t)
+                .await;
         }
         let role = match &self.state {
             State::Greeting => {
@@ -238,6 +240,7 @@ impl Conn {
         version: u32,
         role: Role,
         session: Option<Sensitive<String>>,
+        region: Option<protocol::Region>,
         t: Instant,
     ) -> Flow {
         if !matches!(self.state, State::Greeting) {
@@ -300,6 +303,7 @@ impl Conn {
         let cmd = Command::Hello {
             conn: self.id,
             peer,
+            region,
             tx,
         };
         if self.shared.lobby.send(cmd).await.is_err() {

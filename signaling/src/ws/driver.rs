@@ -3,14 +3,23 @@
 //! lobby's outputs to the connections' outbound queues and the audit trail,
 //! and wakes the lobby at its timeouts. Time comes from the service's
 //! [`Clock`].
+//!
+//! With calls, it also runs the lobby's SDP offers against the relays (each
+//! in its own task, so a slow relay blocks nobody; the answer comes back
+//! as an input) and feeds it the relay pool's events.
 
 use protocol::client::{ClientToSignaling, SignalingToClient};
+use protocol::{Region, Sensitive};
 use std::collections::HashMap;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::audit::Audit;
+use crate::calls::{CallRelays, OfferDone, OfferJob};
 use crate::clock::Clock;
 use crate::lobby::{ConnId, Lobby, LobbyStats, Output, Peer};
+use crate::relays::RelayEvent;
 
 /// Outbound queue length per connection; a client that lets it fill up is
 /// too slow and is disconnected instead of slowing everyone down.
@@ -34,6 +43,8 @@ pub enum Command {
         conn: ConnId,
         /// Patient or clinician.
         peer: Peer,
+        /// The placement hint from `hello`.
+        region: Option<Region>,
         /// Where its messages go.
         tx: mpsc::Sender<Outbound>,
     },
@@ -56,9 +67,26 @@ pub enum Command {
     },
 }
 
+/// Relay events, or nothing when calls are disabled.
+async fn next_event(
+    events: Option<&mut broadcast::Receiver<RelayEvent>>,
+) -> Result<RelayEvent, RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the lobby until every command sender is dropped.
 pub async fn run(mut lobby: Lobby, mut rx: mpsc::Receiver<Command>, audit: Audit, clock: Clock) {
     let mut routes: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
+    let relays = lobby.call_relays();
+    let mut events = relays.as_ref().map(|r| r.subscribe());
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<OfferDone>();
+    let offers = Offers {
+        relays,
+        done: done_tx,
+    };
     loop {
         let deadline = lobby.poll_timeout();
         let sleep = async {
@@ -80,8 +108,17 @@ pub async fn run(mut lobby: Lobby, mut rx: mpsc::Receiver<Command>, audit: Audit
                 }
             }
             () = sleep => lobby.handle_timeout(clock.now()),
+            Some(done) = done_rx.recv() => lobby.handle_offer_done(done),
+            event = next_event(events.as_mut()) => match event {
+                Ok(event) => lobby.handle_relay_event(event),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "lobby missed relay events; resynchronising");
+                    lobby.handle_relay_events_lost();
+                }
+                Err(RecvError::Closed) => events = None,
+            },
         }
-        drain(&mut lobby, &mut routes, &audit);
+        drain(&mut lobby, &mut routes, &audit, &offers);
     }
     tracing::debug!("lobby task stopped");
 }
@@ -93,9 +130,14 @@ fn handle(
     clock: &Clock,
 ) {
     match cmd {
-        Command::Hello { conn, peer, tx } => {
+        Command::Hello {
+            conn,
+            peer,
+            region,
+            tx,
+        } => {
             routes.insert(conn, tx);
-            lobby.handle_hello(conn, peer);
+            lobby.handle_hello_in(conn, peer, region);
         }
         Command::Message { conn, msg } => lobby.handle_message(conn, msg, clock.now()),
         Command::Disconnect { conn } => {
@@ -108,13 +150,56 @@ fn handle(
     }
 }
 
-fn drain(lobby: &mut Lobby, routes: &mut HashMap<ConnId, mpsc::Sender<Outbound>>, audit: &Audit) {
+/// Runs offers against the relays and returns their answers to the lobby.
+struct Offers {
+    relays: Option<Arc<dyn CallRelays>>,
+    done: mpsc::UnboundedSender<OfferDone>,
+}
+
+impl Offers {
+    fn spawn(&self, job: OfferJob) {
+        let OfferJob {
+            conn,
+            call,
+            participant,
+            node,
+            grant,
+            sdp,
+        } = job;
+        let Some(relays) = &self.relays else {
+            return;
+        };
+        let answer = relays.offer(node.clone(), grant.into_inner(), sdp.into_inner());
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            let result = answer.await.map(Sensitive::new);
+            let _ = done.send(OfferDone {
+                conn,
+                call,
+                participant,
+                node,
+                result,
+            });
+        });
+    }
+}
+
+fn drain(
+    lobby: &mut Lobby,
+    routes: &mut HashMap<ConnId, mpsc::Sender<Outbound>>,
+    audit: &Audit,
+    offers: &Offers,
+) {
     while let Some(out) = lobby.poll_output() {
         let (conn, item) = match out {
             Output::Send(conn, msg) => (conn, Outbound::Msg(msg)),
             Output::Close(conn) => (conn, Outbound::Close),
             Output::Audit(event) => {
                 audit.record(event);
+                continue;
+            }
+            Output::Offer(job) => {
+                offers.spawn(job);
                 continue;
             }
         };
