@@ -25,6 +25,7 @@
     early: [], // call messages that arrived before the media was ready
     audioMuted: false,
     videoMuted: false,
+    note: '', // prefix of the next queue announcement
   };
 
   function step(id) {
@@ -88,7 +89,8 @@
         sessionStorage.setItem(storageKey, msg.resume_token);
         if (state.step !== 'step-call') {
           step('step-waiting');
-          announce(msg.resumed ? 'You are back in the waiting room. Your place was kept.' : 'You are in the waiting room.');
+          state.note = msg.resumed ? 'You are back in the waiting room; your place was kept. ' : 'You are in the waiting room. ';
+          announce(state.note);
         }
         break;
       case 'queue_status':
@@ -167,10 +169,11 @@
     if (!hidden) {
       $('position').textContent = msg.position === 1 ? 'You are next' : String(msg.position);
       $('eta').textContent = msg.estimated_wait_secs === undefined ? '–' : `about ${duration(msg.estimated_wait_secs)}`;
-      announce(msg.position === 1 ? 'You are next in the queue.' : `Your place in the queue: ${msg.position}.`);
+      announce(`${state.note}${msg.position === 1 ? 'You are next in the queue.' : `Your place in the queue: ${msg.position}.`}`);
     } else {
-      announce('Please wait; a clinician will let you in.');
+      announce(`${state.note}Please wait; a clinician will let you in.`);
     }
+    state.note = '';
   }
 
   // Device check --------------------------------------------------------
