@@ -94,6 +94,10 @@ pub struct Config {
     #[arg(long, env = "ANTEROOM_REGION_ORDER", value_delimiter = ',')]
     pub region_order: Vec<Region>,
 
+    /// With `--dev`, do not start the embedded relay (use external relays).
+    #[arg(long, env = "ANTEROOM_NO_EMBEDDED_RELAY")]
+    pub no_embedded_relay: bool,
+
     /// Heartbeat interval asked of relays, in milliseconds; a relay is
     /// stale (its calls move) after three missed beats.
     #[arg(long, env = "ANTEROOM_RELAY_HEARTBEAT_MS", default_value_t = 1000)]

@@ -1,6 +1,10 @@
 //! `signaling` binary: parses the configuration, sets up logging, binds the
 //! listener and runs [`signaling::server::serve`] until SIGTERM or Ctrl-C.
 //! The first signal drains gracefully; a second one exits at once.
+//!
+//! With `--dev` it also starts a relay in-process (unless
+//! `--no-embedded-relay`) that dials this server's own `/control`, so one
+//! command gives working calls on one machine.
 #![forbid(unsafe_code)]
 
 use anyhow::Context as _;
@@ -8,13 +12,20 @@ use clap::Parser as _;
 use signaling::config::Config;
 use signaling::directory::DemoCredentials;
 use signaling::server::{Services, serve};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // clap prints help/version/usage errors and exits by itself.
-    let config = Config::parse();
+    let mut config = Config::parse();
+    if config.dev && config.relay_secret.is_none() {
+        // The embedded relay and signaling share a fresh secret.
+        let secret: [u8; 24] = rand::random();
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        config.relay_secret = Some(protocol::Sensitive::new(hex));
+    }
     if let Err(e) = config.validate() {
         eprintln!("{e}");
         std::process::exit(2);
@@ -25,9 +36,6 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (services, demo) = Services::from_config(&config)?;
-    if let Some(demo) = &demo {
-        print_banner(addr, demo);
-    }
 
     let (first_tx, first_rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -38,17 +46,68 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
-    serve(listener, services, async {
+    let server = tokio::spawn(serve(listener, services, async {
         let _ = first_rx.await;
-    })
-    .await?;
+    }));
+    // Test harnesses wait for this line to learn the OS-chosen port.
+    println!("listening on http://{addr}");
+    let relay = if config.dev && !config.no_embedded_relay {
+        Some(start_embedded_relay(&config, addr).await?)
+    } else {
+        None
+    };
+    if let Some(demo) = &demo {
+        print_banner(addr, demo, relay.as_ref());
+    }
+    let result = server.await.context("server task")?;
+    if let Some(relay) = relay {
+        relay.shutdown().await;
+    }
+    result?;
     Ok(())
+}
+
+/// Starts a relay in this process that registers with our own `/control`.
+async fn start_embedded_relay(
+    config: &Config,
+    addr: SocketAddr,
+) -> anyhow::Result<relay::RelayHandle> {
+    let secret = config
+        .relay_secret
+        .as_ref()
+        .map(|s| s.expose().clone())
+        .context("the embedded relay needs the relay secret")?;
+    let node = protocol::NodeId::new("dev-relay-1").context("node id")?;
+    let mut relay_config = relay::Config::local(node, secret);
+    relay_config.standalone = false;
+    relay_config.region = config.region.clone();
+    let control_ip = if addr.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        addr.ip()
+    };
+    relay_config.signaling = Some(format!(
+        "ws://{}/control",
+        SocketAddr::new(control_ip, addr.port())
+    ));
+    relay::Relay::start(relay_config)
+        .await
+        .context("starting the embedded relay")
 }
 
 /// The `--dev` banner on stdout: URLs and the demo credentials (random,
 /// made at this start; real passwords are never printed).
-fn print_banner(addr: std::net::SocketAddr, demo: &DemoCredentials) {
+fn print_banner(addr: SocketAddr, demo: &DemoCredentials, relay: Option<&relay::RelayHandle>) {
     println!("Anteroom signaling (--dev) on http://{addr}/");
+    if let Some(relay) = relay {
+        let udp: Vec<String> = relay.udp_addrs().iter().map(ToString::to_string).collect();
+        println!(
+            "  relay:         {} (embedded) UDP {}  metrics http://{}/metrics",
+            relay.node_id(),
+            udp.join(" "),
+            relay.metrics_addr()
+        );
+    }
     println!("  WebSocket:     ws://{addr}/ws");
     println!("  health:        http://{addr}/healthz  http://{addr}/readyz");
     println!("  login:         POST http://{addr}/api/login");
