@@ -348,6 +348,8 @@ impl Lobby {
             ));
         }
         let (room, conn) = (seat.room.clone(), seat.conn);
+        // `call_ended` (to everyone in the call) before `consultation_ended`.
+        self.seat_out_of_call(p, now);
         if let Some(c) = conn {
             self.send(c, SignalingToClient::ConsultationEnded);
         }
