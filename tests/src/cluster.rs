@@ -123,10 +123,29 @@ pub async fn wait_message(
     message: &str,
     timeout: Duration,
 ) -> Result<serde_json::Value> {
+    wait_fields(process, from, message, timeout, |_| true).await
+}
+
+/// Awaits a JSON log line with `message` whose fields satisfy `pred`.
+pub async fn wait_fields(
+    process: &mut Process,
+    from: usize,
+    message: &str,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
     let line = process
-        .wait_line(from, timeout, |l| fields_of(l, message).is_some())
-        .await?;
+        .wait_line(from, timeout, |l| {
+            fields_of(l, message).is_some_and(|f| pred(&f))
+        })
+        .await
+        .with_context(|| format!("awaiting log line {message:?}"))?;
     fields_of(&line, message).context("log line vanished")
+}
+
+/// Whether a JSON field holds the string `value`.
+pub fn field_is(fields: &serde_json::Value, name: &str, value: &str) -> bool {
+    fields.get(name).and_then(serde_json::Value::as_str) == Some(value)
 }
 
 fn addr_field(fields: &serde_json::Value, name: &str) -> Result<SocketAddr> {
@@ -144,6 +163,15 @@ fn base_command(program: &Path) -> Command {
         .env("RUST_LOG", "info")
         .env("ANTEROOM_RELAY_SECRET", SECRET);
     cmd
+}
+
+impl Drop for TestCluster {
+    /// Kills the relays before signaling, so none logs a reconnect loop.
+    fn drop(&mut self) {
+        for relay in self.relays.values_mut() {
+            let _ = relay.process.kill();
+        }
+    }
 }
 
 impl TestCluster {
@@ -227,10 +255,20 @@ impl TestCluster {
         let log = self
             .dir
             .join(format!("relay-{}-{}.log", spec.node, self.starts));
+        let seen = self.signaling.line_count();
         let mut process = Process::spawn(&spec.node, cmd, &log)?;
         let started = wait_message(&mut process, 0, "relay started", START_TIMEOUT).await?;
         let metrics = addr_field(&started, "metrics")?;
-        wait_message(&mut process, 0, "registered with signaling", START_TIMEOUT).await?;
+        // Placeable once signaling has it in its registry.
+        let node = spec.node.clone();
+        wait_fields(
+            &mut self.signaling,
+            seen,
+            "relay registered",
+            START_TIMEOUT,
+            |f| field_is(f, "node", &node),
+        )
+        .await?;
         self.relays.insert(
             spec.node.clone(),
             RelayProcess {
@@ -271,6 +309,14 @@ impl TestCluster {
             .wait_line(from, START_TIMEOUT, |l| l.contains("draining"))
             .await?;
         Ok(())
+    }
+
+    /// Awaits the exit of a relay (e.g. one that drained) and forgets it; returns
+    /// its exit code.
+    pub async fn wait_relay_exit(&mut self, node: &str, timeout: Duration) -> Result<Option<i32>> {
+        let code = self.relay_mut(node)?.process.wait_exit(timeout).await?;
+        self.relays.remove(node);
+        Ok(code)
     }
 
     /// The running relays' node ids.

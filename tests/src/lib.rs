@@ -15,3 +15,4 @@ pub mod http;
 pub mod media;
 pub mod process;
 pub mod stats;
+pub mod whip;

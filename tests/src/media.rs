@@ -282,8 +282,10 @@ fn local_track(tag: &str, kind: Kind) -> Result<(Arc<TrackLocalStaticSample>, u3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Sends and receives audio + video, with the `anteroom` data channel (a call
-    /// participant, a WHIP publisher when `send_only`).
+    /// participant).
     SendRecv,
+    /// Sends audio + video only, no data channel (a WHIP publisher).
+    SendOnly,
     /// Receives audio + video only (a WHEP player).
     RecvOnly,
 }
@@ -352,14 +354,32 @@ impl MediaPeer {
             senders: Vec::new(),
         };
         match direction {
-            Direction::SendRecv => {
+            Direction::SendRecv | Direction::SendOnly => {
                 for kind in [Kind::Audio, Kind::Video] {
                     let (track, ssrc) = local_track(tag, kind)?;
-                    let sender = peer
-                        .pc
-                        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-                        .await
-                        .map_err(|e| anyhow!("add track: {e}"))?;
+                    let sender = if direction == Direction::SendRecv {
+                        peer.pc
+                            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+                            .await
+                            .map_err(|e| anyhow!("add track: {e}"))?
+                    } else {
+                        let init = RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Sendonly,
+                            streams: vec![],
+                            send_encodings: vec![],
+                        };
+                        peer.pc
+                            .add_transceiver_from_track(
+                                Arc::clone(&track) as Arc<dyn TrackLocal>,
+                                Some(init),
+                            )
+                            .await
+                            .map_err(|e| anyhow!("add transceiver: {e}"))?
+                            .sender()
+                            .await
+                            .map_err(|e| anyhow!("sender: {e}"))?
+                            .context("send-only transceiver has no sender")?
+                    };
                     peer.senders.push(tokio::spawn(stream(
                         tag.to_owned(),
                         kind,
@@ -369,10 +389,12 @@ impl MediaPeer {
                         peer.state.clone(),
                     )));
                 }
-                peer.pc
-                    .create_data_channel("anteroom", None)
-                    .await
-                    .map_err(|e| anyhow!("data channel: {e}"))?;
+                if direction == Direction::SendRecv {
+                    peer.pc
+                        .create_data_channel("anteroom", None)
+                        .await
+                        .map_err(|e| anyhow!("data channel: {e}"))?;
+                }
             }
             Direction::RecvOnly => {
                 for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
