@@ -10,6 +10,7 @@
 //!   the [`peer::Negotiator`] trait;
 //! - [`shim`]: a lossy/delaying loopback UDP proxy used to check the measurements;
 //! - [`target`]: the loopback-only guard;
+//! - [`lobby`]: synthetic patients and clinicians on the signaling protocol;
 //! - [`relayctl`]: bench's own control endpoint for relays, a relay process it starts,
 //!   and the relay's CPU/memory/forwarded counters;
 //! - [`scenario`]: the runnable scenarios.
@@ -17,6 +18,7 @@
 
 pub mod clock;
 mod error;
+pub mod lobby;
 pub mod media;
 pub mod peer;
 pub mod relayctl;

@@ -29,7 +29,7 @@ fn every_scenario_has_help() {
 
 #[test]
 fn scenarios_needing_relays_refuse_without_results() {
-    for (s, issue) in [("failover", "4"), ("lobby", "2")] {
+    for (s, issue) in [("failover", "4")] {
         let o = bench(&[s, "--duration", "1s"]);
         assert!(!o.status.success(), "{s} must exit non-zero");
         let err = stderr(&o);
@@ -67,6 +67,42 @@ fn relay_scenarios_say_what_is_missing_and_print_no_numbers() {
     assert!(stderr(&o).contains("not available yet"), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
     let o = bench(&["fanout", "--relay-control", "203.0.113.5:9000"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("refusing non-loopback target"));
+}
+
+#[test]
+fn lobby_needs_credentials_and_a_reachable_signaling_before_printing_anything() {
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args([
+            "lobby",
+            "--duration",
+            "1s",
+            "--target",
+            "ws://127.0.0.1:1/ws",
+        ])
+        .env("CI", "true")
+        .env_remove("BENCH_CLINICIAN_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--password"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    let o = bench(&[
+        "lobby",
+        "--duration",
+        "1s",
+        "--target",
+        "ws://127.0.0.1:1/ws",
+        "--clinicians",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        o.stdout.is_empty(),
+        "no numbers without a signaling service"
+    );
+    let o = bench(&["lobby", "--target", "ws://203.0.113.5:8080/ws"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("refusing non-loopback target"));
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::lobby_cli::{self, LobbyArgs};
 use super::loopback::{self, LoopbackConfig};
 use super::relay_cli::{self, FanoutArgs, MeetingArgs};
 use super::unavailable;
@@ -69,23 +70,10 @@ pub enum Scenario {
     Meeting(MeetingArgs),
     /// Rooms of audio-only participants (all publish and subscribe), through a real relay.
     Audio(MeetingArgs),
-    /// K waiting patients and C clinicians with arrival/admit churn; join, position-update
-    /// and admit latencies. Not available yet: needs issue 2's signaling client protocol.
-    Lobby {
-        /// Concurrent waiting patients.
-        #[arg(long, default_value_t = 5000)]
-        patients: u32,
-        /// Clinicians admitting.
-        #[arg(long, default_value_t = 10)]
-        clinicians: u32,
-        /// New patient arrivals per second.
-        #[arg(long, default_value_t = 100)]
-        arrival_rate: u32,
-        #[command(flatten)]
-        remote: Remote,
-        #[command(flatten)]
-        common: Common,
-    },
+    /// K waiting patients and C clinicians over the real signaling WebSocket protocol:
+    /// a fill to K, then arrival/admit churn; join, position-update and admit latencies
+    /// and signaling's memory (--pid).
+    Lobby(LobbyArgs),
     /// A running load, then a relay is killed; measures every participant's media gap.
     /// Not available yet: needs issue 4.
     Failover {
@@ -203,7 +191,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             return relay_cli::run(a.config(false), &a.relay, &a.common).await;
         }
         Scenario::Audio(a) => return relay_cli::run(a.config(true), &a.relay, &a.common).await,
-        Scenario::Lobby { remote, .. } => ("lobby", remote),
+        Scenario::Lobby(a) => return lobby_cli::run(a).await,
         Scenario::Failover { remote, .. } => ("failover", remote),
     };
     // Refuse a remote target first: that rule holds whatever the scenario.

@@ -3,6 +3,7 @@
 //! that cannot run yet say so and exit non-zero rather than report anything.
 
 pub mod cli;
+pub mod lobby_cli;
 pub mod loopback;
 pub mod ramp;
 pub mod relay_cli;
@@ -30,18 +31,11 @@ impl std::fmt::Display for Unavailable {
 }
 
 /// Scenarios that are defined (flags, help) but cannot run yet.
-pub const UNAVAILABLE: [Unavailable; 2] = [
-    Unavailable {
-        scenario: "lobby",
-        needs_issue: 2,
-        missing: "the client↔signaling waiting-room protocol client, still being built",
-    },
-    Unavailable {
-        scenario: "failover",
-        needs_issue: 4,
-        missing: "relay moved + renegotiation with a sibling relay",
-    },
-];
+pub const UNAVAILABLE: [Unavailable; 1] = [Unavailable {
+    scenario: "failover",
+    needs_issue: 4,
+    missing: "relay moved + renegotiation with a sibling relay",
+}];
 
 /// The unavailability notice of `scenario`, if it is one of [`UNAVAILABLE`].
 pub fn unavailable(scenario: &str) -> Option<Unavailable> {
