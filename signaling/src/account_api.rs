@@ -30,7 +30,7 @@ use crate::directory::{
     ClinicianInfo, Directory, NewClinician, normalize_username, validate_display_name,
     validate_username,
 };
-pub use http::SESSION_COOKIE;
+pub use http::{SECURE_SESSION_COOKIE, SESSION_COOKIE, is_session_cookie};
 use http::{ApiError, ClientIp, clear_cookie, request_token, session_cookie};
 
 /// Largest accepted request body.

@@ -102,6 +102,10 @@ pub struct Config {
     /// stale (its calls move) after three missed beats.
     #[arg(long, env = "ANTEROOM_RELAY_HEARTBEAT_MS", default_value_t = 1000)]
     pub heartbeat_ms: u64,
+
+    /// TLS (HTTPS/WSS) flags: see [`crate::tls::TlsArgs`].
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// Shortest accepted relay secret, in bytes.
@@ -163,6 +167,7 @@ impl Config {
         if !(100..=60_000).contains(&self.heartbeat_ms) {
             return bad("--heartbeat-ms must be 100..=60000");
         }
+        self.tls.validate(self.dev)?;
         Ok(())
     }
 

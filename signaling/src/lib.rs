@@ -16,6 +16,7 @@ pub mod lobby;
 pub mod logging;
 pub mod relays;
 pub mod server;
+pub mod tls;
 pub mod web;
 pub mod ws;
 

@@ -23,7 +23,11 @@ async fn main() -> anyhow::Result<()> {
     if config.dev && config.relay_secret.is_none() {
         // The embedded relay and signaling share a fresh secret.
         let secret: [u8; 24] = rand::random();
-        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = secret
+            .iter()
+            .flat_map(|b| [b >> 4, b & 0xf])
+            .filter_map(|n| char::from_digit(u32::from(n), 16))
+            .collect();
         config.relay_secret = Some(protocol::Sensitive::new(hex));
     }
     if let Err(e) = config.validate() {
@@ -36,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (services, demo) = Services::from_config(&config)?;
+    let tls = services.tls.clone();
 
     let (first_tx, first_rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -50,14 +55,23 @@ async fn main() -> anyhow::Result<()> {
         let _ = first_rx.await;
     }));
     // Test harnesses wait for this line to learn the OS-chosen port.
-    println!("listening on http://{addr}");
-    let relay = if config.dev && !config.no_embedded_relay {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    if let Some(tls) = &tls {
+        println!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint());
+    }
+    // The relay's control link speaks plain ws:// only (docs/relay.md).
+    let embedded = config.dev && !config.no_embedded_relay;
+    if embedded && tls.is_some() {
+        tracing::warn!("--dev-tls: no embedded relay (its control link has no TLS)");
+    }
+    let relay = if embedded && tls.is_none() {
         Some(start_embedded_relay(&config, addr).await?)
     } else {
         None
     };
     if let Some(demo) = &demo {
-        print_banner(addr, demo, relay.as_ref());
+        print_banner(&format!("{scheme}://{addr}"), demo, relay.as_ref());
     }
     let result = server.await.context("server task")?;
     if let Some(relay) = relay {
@@ -97,8 +111,8 @@ async fn start_embedded_relay(
 
 /// The `--dev` banner on stdout: URLs and the demo credentials (random,
 /// made at this start; real passwords are never printed).
-fn print_banner(addr: SocketAddr, demo: &DemoCredentials, relay: Option<&relay::RelayHandle>) {
-    println!("Anteroom signaling (--dev) on http://{addr}/");
+fn print_banner(base: &str, demo: &DemoCredentials, relay: Option<&relay::RelayHandle>) {
+    println!("Anteroom signaling (--dev) on {base}/");
     if let Some(relay) = relay {
         let udp: Vec<String> = relay.udp_addrs().iter().map(ToString::to_string).collect();
         println!(
@@ -108,9 +122,10 @@ fn print_banner(addr: SocketAddr, demo: &DemoCredentials, relay: Option<&relay::
             relay.metrics_addr()
         );
     }
-    println!("  WebSocket:     ws://{addr}/ws");
-    println!("  health:        http://{addr}/healthz  http://{addr}/readyz");
-    println!("  login:         POST http://{addr}/api/login");
+    let ws = base.replacen("http", "ws", 1);
+    println!("  WebSocket:     {ws}/ws");
+    println!("  health:        {base}/healthz  {base}/readyz");
+    println!("  login:         POST {base}/api/login");
     println!(
         "  organisation:  {}   waiting room: {}",
         demo.tenant, demo.room

@@ -8,7 +8,6 @@
 //! (or after [`DRAIN_TIMEOUT`]).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +52,8 @@ pub struct Services {
     pub clock: Clock,
     /// The relays and the calls placed on them.
     pub relays: Arc<RelayPool>,
+    /// Serve HTTPS/WSS with this (HSTS, `__Host-` secure cookies); `None`: plain HTTP.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Services {
@@ -70,7 +71,9 @@ impl Services {
             Some(path) => Audit::to_file(path)?,
             None => Audit::stderr(),
         };
-        Ok((Self::new(Arc::new(directory), audit, config), demo))
+        let mut services = Self::new(Arc::new(directory), audit, config);
+        services.tls = config.tls.load()?;
+        Ok((services, demo))
     }
 
     /// Services over an existing directory and audit trail, with the
@@ -89,6 +92,7 @@ impl Services {
             ws: config.ws_settings(),
             clock: Clock::default(),
             relays: RelayPool::new(config.relay_settings()),
+            tls: None,
         }
     }
 }
@@ -134,10 +138,13 @@ pub async fn serve(
         .with_state(shared.clone())
         .merge(relays::router(services.relays.clone()))
         .merge(crate::http::router(shared.clone()))
-        .merge(account_api::router(
+        .merge(account_api::router_with(
             services.auth.clone(),
             services.directory.clone(),
             services.audit.clone(),
+            account_api::ApiOptions {
+                secure_cookie: services.tls.is_some(),
+            },
         ));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "signaling listening");
@@ -149,12 +156,7 @@ pub async fn serve(
         let _ = stop_tx.send(true);
         pool.close_all();
     };
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .await;
+    let result = crate::tls::serve(listener, app, services.tls.clone(), graceful).await;
 
     // Every connection task holds a clone of `alive`; wait for them to end.
     drop(shared);

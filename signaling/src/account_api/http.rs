@@ -14,8 +14,18 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 
-/// Name of the session cookie.
+/// Name of the session cookie over plain HTTP.
 pub const SESSION_COOKIE: &str = "anteroom_session";
+
+/// Name of the session cookie over HTTPS: the `__Host-` prefix makes
+/// browsers refuse it unless it is `Secure`, has `Path=/` and no `Domain`,
+/// so no sibling subdomain or plain-HTTP page can set or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-anteroom_session";
+
+/// Whether a cookie name is the session cookie (either form).
+pub fn is_session_cookie(name: &str) -> bool {
+    name == SESSION_COOKIE || name == SECURE_SESSION_COOKIE
+}
 
 /// An error response: `{"error": {"code", "message"}}` with its status
 /// (and `Retry-After` / `WWW-Authenticate` where they apply).
@@ -159,7 +169,7 @@ pub(crate) fn request_token(headers: &HeaderMap) -> Option<String> {
         let Ok(v) = v.to_str() else { continue };
         for pair in v.split(';') {
             if let Some((name, value)) = pair.trim().split_once('=')
-                && name == SESSION_COOKIE
+                && is_session_cookie(name)
                 && !value.is_empty()
             {
                 return Some(value.to_owned());
@@ -170,11 +180,14 @@ pub(crate) fn request_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `Set-Cookie` value opening a session cookie that lives at most `max_age_secs`.
+/// With `secure` (HTTPS) it is `__Host-` prefixed and `Secure`.
 pub(crate) fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}"
-    )
+    let (name, secure) = if secure {
+        (SECURE_SESSION_COOKIE, "; Secure")
+    } else {
+        (SESSION_COOKIE, "")
+    };
+    format!("{name}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}")
 }
 
 /// `Set-Cookie` value deleting the session cookie.

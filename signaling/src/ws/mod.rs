@@ -27,7 +27,7 @@ use axum::response::Response;
 use protocol::Sensitive;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::account_api::SESSION_COOKIE;
+use crate::account_api::is_session_cookie;
 use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::clock::Clock;
@@ -187,7 +187,7 @@ fn cookie_session(headers: &HeaderMap) -> Option<Sensitive<String>> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| is_session_cookie(k))
         .map(|(_, v)| Sensitive::new(v.to_owned()))
 }
 
