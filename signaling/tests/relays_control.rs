@@ -7,7 +7,11 @@ mod relays_support;
 use protocol::control::{RelayToSignaling, SignalingToRelay};
 use protocol::{Grant, GrantRole, PROTOCOL_VERSION, ParticipantId};
 use relays_support::{FakeRelay, SECRET, Server, next_event, node, register, room, unix_now};
-use signaling::relays::RelayEvent;
+use std::time::Duration;
+
+use protocol::Region;
+use signaling::clock::Clock;
+use signaling::relays::{RelayEvent, RelayPool, RelaySettings};
 
 #[tokio::test]
 async fn a_registered_relay_beats_and_answers_forwarded_offers() {
@@ -161,20 +165,7 @@ async fn a_dropped_relay_s_call_moves_to_its_sibling_then_parks_until_a_relay_re
     let eu1 = server.relay("eu-1", "eu", &[]).await;
     let mut eu2 = server.relay("eu-2", "eu", &[]).await;
     eu2.beat(10, false).await;
-    // Wait until the beat is applied: a round trip through an offer.
-    let probe = tokio::spawn({
-        let pool = server.pool.clone();
-        async move { pool.offer(&node("eu-2"), "g".into(), "o".into()).await }
-    });
-    let Some(SignalingToRelay::Offer { request, .. }) = eu2.recv().await else {
-        panic!("expected the probe offer");
-    };
-    eu2.send(&RelayToSignaling::Refused {
-        request,
-        reason: "probe".into(),
-    })
-    .await;
-    let _ = probe.await;
+    eu2.sync(&server.pool, &node("eu-2")).await;
     assert_eq!(
         next_event(&mut events).await,
         RelayEvent::RelayUp { node: node("eu-1") }
@@ -251,4 +242,49 @@ async fn shutdown_closes_relay_connections() {
     let stopping = tokio::spawn(server.stop());
     assert_eq!(relay.recv().await, None);
     stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_sweeper_moves_calls_off_a_relay_whose_heartbeat_went_stale_and_closes_it() {
+    let clock = Clock::manual();
+    let server = Server::start_with(|services| {
+        let mut settings = RelaySettings::new(SECRET, Region::new("eu").unwrap());
+        settings.clock = clock.clone();
+        services.relays = RelayPool::new(settings);
+    })
+    .await;
+    let mut events = server.pool.subscribe();
+    let mut eu1 = server.relay("eu-1", "eu", &[]).await;
+    let mut eu2 = server.relay("eu-2", "eu", &[]).await;
+    for expected in ["eu-1", "eu-2"] {
+        assert_eq!(
+            next_event(&mut events).await,
+            RelayEvent::RelayUp {
+                node: node(expected)
+            }
+        );
+    }
+    let call = room("c-1");
+    assert_eq!(server.pool.place(&call, None), Ok(node("eu-1")));
+
+    // eu-1 falls silent; eu-2 beats at 2 s.
+    clock.advance(Duration::from_secs(2));
+    eu2.beat(0, false).await;
+    eu2.sync(&server.pool, &node("eu-2")).await;
+    clock.advance(Duration::from_millis(1500));
+    assert_eq!(
+        next_event(&mut events).await,
+        RelayEvent::CallMoved {
+            call: call.clone(),
+            from: node("eu-1"),
+            to: node("eu-2")
+        }
+    );
+    assert_eq!(
+        eu1.recv().await,
+        None,
+        "signaling closed the stale relay's connection"
+    );
+    assert_eq!(server.pool.snapshot().len(), 1);
+    server.stop().await;
 }

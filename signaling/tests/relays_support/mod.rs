@@ -3,6 +3,8 @@
 //! protocol over a real WebSocket, and a raw HTTP/1.1 request helper.
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,6 +40,11 @@ pub struct Server {
 impl Server {
     /// Starts signaling (`--dev` directory) in region `eu`, order `eu,us`.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Server::start`] after `tweak` adjusted the services.
+    pub async fn start_with(tweak: impl FnOnce(&mut Services)) -> Self {
         let config = Config::parse_args([
             "signaling",
             "--dev",
@@ -51,7 +58,8 @@ impl Server {
             "eu,us",
         ])
         .expect("config");
-        let (services, _) = Services::from_config(&config).expect("services");
+        let (mut services, _) = Services::from_config(&config).expect("services");
+        tweak(&mut services);
         let pool = services.relays.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -175,6 +183,24 @@ impl FakeRelay {
             draining,
         };
         self.send(&RelayToSignaling::Heartbeat(hb)).await;
+    }
+
+    /// Returns once everything this relay sent before has been applied: an
+    /// offer round trip (the relay refuses a probe offer).
+    pub async fn sync(&mut self, pool: &RelayPool, node: &NodeId) {
+        let probe = pool.offer(node, "probe".into(), "probe".into());
+        let refuse = async {
+            let Some(SignalingToRelay::Offer { request, .. }) = self.recv().await else {
+                panic!("expected the probe offer");
+            };
+            self.send(&RelayToSignaling::Refused {
+                request,
+                reason: "probe".into(),
+            })
+            .await;
+        };
+        let (result, ()) = tokio::join!(probe, refuse);
+        assert!(result.is_err(), "the probe is refused");
     }
 
     /// The next control message; `None` once the connection closed.
