@@ -14,5 +14,6 @@ pub mod directory;
 pub mod http;
 pub mod media;
 pub mod process;
+pub mod scenario;
 pub mod stats;
 pub mod whip;
