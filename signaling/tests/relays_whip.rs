@@ -10,6 +10,7 @@ use std::time::Duration;
 use protocol::control::{RelayToSignaling, SignalingToRelay};
 use protocol::{Grant, GrantRole};
 use relays_support::{FakeRelay, SECRET, Server, header, http, node, room, unix_now};
+use signaling::relays::whip::mint_ingest_token;
 use tokio::task::JoinHandle;
 
 const TTL: Duration = Duration::from_secs(60);
@@ -151,7 +152,13 @@ async fn whep_playback_is_placed_on_the_call_s_relay_as_a_subscriber() {
     // The call already lives on eu-1 (whichever relay placement chose).
     let at = server.pool.place(&call, None).unwrap();
     assert_eq!(at, node("eu-1"));
-    let token = server.pool.ingest_token(&call, GrantRole::Subscriber, TTL);
+    // A token minted outside the server with the shared secret works too.
+    let token = mint_ingest_token(
+        SECRET.as_bytes(),
+        &call,
+        GrantRole::Subscriber,
+        unix_now() + 60,
+    );
     let post = spawn_http(
         server.addr,
         "POST",
@@ -177,6 +184,12 @@ async fn bad_tokens_content_types_and_missing_relays_are_refused() {
     let other_call = server
         .pool
         .ingest_token(&room("c-2"), GrantRole::Publisher, TTL);
+    let expired = mint_ingest_token(
+        SECRET.as_bytes(),
+        &call,
+        GrantRole::Publisher,
+        unix_now() - 1,
+    );
     // A relay grant is not an ingest token.
     let relay_grant = server.pool.grant(
         &call,
@@ -190,6 +203,7 @@ async fn bad_tokens_content_types_and_missing_relays_are_refused() {
         ("/whip/c-1", play.as_str()),
         ("/whep/c-1", publish.as_str()),
         ("/whip/c-1", relay_grant.as_str()),
+        ("/whip/c-1", expired.as_str()),
     ] {
         let (status, head, _) = spawn_http(
             server.addr,

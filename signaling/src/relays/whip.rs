@@ -68,26 +68,44 @@ fn ingest_node() -> NodeId {
     NodeId::new(INGEST_NODE).unwrap_or_else(|_| NodeId::random())
 }
 
+/// The key ingest tokens are signed with, derived from the relay secret:
+/// `SHA-256("anteroom-ingest-token\n" || secret)`.
+fn ingest_key(relay_secret: &[u8]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(b"anteroom-ingest-token\n");
+    h.update(relay_secret);
+    h.finalize().to_vec()
+}
+
+/// An ingest token for `call` and `role`, expiring at `exp_unix`, made
+/// with the relay secret directly (for tools and tests that hold it; the
+/// server uses [`RelayPool::ingest_token`]).
+pub fn mint_ingest_token(
+    relay_secret: &[u8],
+    call: &RoomId,
+    role: GrantRole,
+    exp_unix: u64,
+) -> String {
+    Grant {
+        room: call.clone(),
+        participant: ParticipantId::random(),
+        role,
+        node: ingest_node(),
+        exp: exp_unix,
+    }
+    .sign(&ingest_key(relay_secret))
+}
+
 impl RelayPool {
-    /// The key ingest tokens are signed with: derived from the relay secret.
     fn ingest_key(&self) -> Vec<u8> {
-        let mut h = Sha256::new();
-        h.update(b"anteroom-ingest-token\n");
-        h.update(self.settings.secret.expose());
-        h.finalize().to_vec()
+        ingest_key(self.settings.secret.expose())
     }
 
     /// A bearer token for WHIP (`role` [`GrantRole::Publisher`]) or WHEP
     /// ([`GrantRole::Subscriber`]) into `call`, valid for `ttl`.
     pub fn ingest_token(&self, call: &RoomId, role: GrantRole, ttl: Duration) -> String {
-        Grant {
-            room: call.clone(),
-            participant: ParticipantId::random(),
-            role,
-            node: ingest_node(),
-            exp: unix_now().saturating_add(ttl.as_secs()),
-        }
-        .sign(&self.ingest_key())
+        let exp = unix_now().saturating_add(ttl.as_secs());
+        mint_ingest_token(self.settings.secret.expose(), call, role, exp)
     }
 
     /// Open WHIP/WHEP sessions.

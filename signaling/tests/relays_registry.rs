@@ -1,0 +1,92 @@
+//! The `NodeRegistry` contract, written once against the trait so that every
+//! implementation (memory today, a shared store later) runs the same suite.
+
+use std::time::{Duration, Instant};
+
+use protocol::control::{Heartbeat, RelayLoad};
+use protocol::{NodeId, Region, RoomId};
+use signaling::relays::registry::{MemoryRegistry, NodeRecord, NodeRegistry};
+
+fn node(s: &str) -> NodeId {
+    NodeId::new(s).unwrap()
+}
+fn room(s: &str) -> RoomId {
+    RoomId::new(s).unwrap()
+}
+fn record(id: &str, at: Instant) -> NodeRecord {
+    NodeRecord::new(
+        node(id),
+        Region::new("eu").unwrap(),
+        vec!["127.0.0.1:1".into()],
+        10,
+        at,
+    )
+}
+
+/// The contract every registry keeps.
+fn contract(reg: &dyn NodeRegistry) {
+    let t0 = Instant::now();
+    assert!(reg.nodes().is_empty());
+    reg.upsert(record("b", t0));
+    reg.upsert(record("a", t0));
+    let ids: Vec<NodeId> = reg.nodes().into_iter().map(|r| r.node).collect();
+    assert_eq!(ids, [node("a"), node("b")], "nodes come in id order");
+
+    // Placements count as reserved load until the next heartbeat.
+    reg.set_placement(&room("c-2"), &node("a"));
+    reg.set_placement(&room("c-1"), &node("a"));
+    reg.set_placement(&room("c-1"), &node("a"));
+    assert_eq!(
+        reg.get(&node("a")).unwrap().reserved,
+        2,
+        "re-placing on the same node is no new load"
+    );
+    assert_eq!(reg.calls_on(&node("a")), [room("c-1"), room("c-2")]);
+    let beat = Heartbeat {
+        load: RelayLoad {
+            participants: 4,
+            ..RelayLoad::default()
+        },
+        draining: true,
+    };
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(reg.heartbeat(&node("a"), &beat, t1));
+    assert!(
+        !reg.heartbeat(&node("zz"), &beat, t1),
+        "unknown nodes are not created by beats"
+    );
+    let a = reg.get(&node("a")).unwrap();
+    assert_eq!(
+        (a.reserved, a.load.participants, a.draining, a.last_beat),
+        (0, 4, true, t1)
+    );
+
+    // Moving a call updates both nodes' call lists.
+    reg.set_placement(&room("c-1"), &node("b"));
+    assert_eq!(reg.placement(&room("c-1")), Some(node("b")));
+    assert_eq!(reg.calls_on(&node("a")), [room("c-2")]);
+    assert_eq!(reg.calls_on(&node("b")), [room("c-1")]);
+    assert_eq!(reg.get(&node("b")).unwrap().reserved, 1);
+
+    // Removing a node keeps its placements (failover moves them).
+    assert!(reg.remove(&node("a")).is_some());
+    assert!(reg.remove(&node("a")).is_none());
+    assert_eq!(reg.get(&node("a")), None);
+    assert_eq!(reg.calls_on(&node("a")), [room("c-2")]);
+    assert_eq!(reg.remove_placement(&room("c-2")), Some(node("a")));
+    assert_eq!(reg.remove_placement(&room("c-2")), None);
+    assert!(reg.calls_on(&node("a")).is_empty());
+    assert_eq!(reg.placement(&room("c-2")), None);
+
+    // Re-registering replaces the record.
+    let mut fresh = record("b", t1);
+    fresh.capacity = 99;
+    reg.upsert(fresh);
+    assert_eq!(reg.get(&node("b")).unwrap().capacity, 99);
+    assert_eq!(reg.calls_on(&node("b")), [room("c-1")]);
+}
+
+#[test]
+fn the_memory_registry_keeps_the_contract() {
+    contract(&MemoryRegistry::new());
+}
