@@ -234,6 +234,11 @@ impl Calls {
         self.by_id.get(call).map(|c| &c.kind)
     }
 
+    /// Whether connection `conn` is in `call`.
+    pub fn has_conn(&self, call: &RoomId, conn: ConnId) -> bool {
+        self.member_by_conn(call, conn).is_some()
+    }
+
     /// Whether `clinician` is in `call`.
     pub fn has_clinician(&self, call: &RoomId, clinician: &ClinicianId) -> bool {
         self.by_id.get(call).is_some_and(|c| {

@@ -105,6 +105,30 @@ impl Lobby {
         }
     }
 
+    /// A clinician `admit`s a patient already in consultation with them:
+    /// this connection joins the consultation's call.
+    pub(super) fn rejoin_call(
+        &mut self,
+        conn: ConnId,
+        staff: &protocol::client::StaffIdentity,
+        call: &protocol::RoomId,
+    ) -> Result<(), Reject> {
+        if self.calls.has_conn(call, conn) {
+            return Err(reject(ErrorCode::Conflict, "already in this call"));
+        }
+        let joiner = Joiner {
+            participant: ParticipantId::random(),
+            conn: Some(conn),
+            role: RosterRole::Clinician,
+            display_name: Sensitive::new(staff.display_name.clone()),
+            clinician: Some(staff.clinician.clone()),
+        };
+        self.calls.join(call, joiner);
+        self.pull_calls();
+        tracing::info!(clinician = %staff.clinician, call = %call, "clinician rejoined call");
+        Ok(())
+    }
+
     /// The seat leaves its call (released, returned to the queue or moved
     /// to another room). A consultation ends with its patient: everyone gets
     /// `call_ended`, and the invitees' seats (in the call or still waiting)

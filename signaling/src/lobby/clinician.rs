@@ -114,6 +114,14 @@ impl Lobby {
         now: Instant,
     ) -> Result<(), Reject> {
         let seat = self.seat_of(staff, p)?;
+        if let SeatState::Admitted { clinician, .. } = &seat.state
+            && clinician == &staff.clinician
+            && let Some(call) = seat.call.clone()
+        {
+            // The clinician's own consultation: back into its call (after a
+            // reload, or from a second device).
+            return self.rejoin_call(conn, staff, &call);
+        }
         if !matches!(seat.state, SeatState::Waiting) {
             return Err(reject(ErrorCode::Conflict, "the patient is not waiting"));
         }
@@ -147,6 +155,7 @@ impl Lobby {
             q.remove(p);
             q.consulting.push(p.clone());
             q.stats.record(queued_at, now);
+            crate::metrics::global().observe_wait(now.saturating_duration_since(queued_at));
         }
         if let Some(c) = conn {
             let msg = SignalingToClient::Admitted {

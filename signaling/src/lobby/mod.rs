@@ -211,6 +211,7 @@ impl Lobby {
 
     /// Current counts.
     pub fn stats(&self) -> LobbyStats {
+        crate::metrics::global().set_waiting(self.rooms.iter().map(|(r, q)| (r, q.waiting.len())));
         LobbyStats {
             connections: self.conns.len(),
             seats: self.seats.len(),

@@ -13,12 +13,15 @@ use protocol::control::{Heartbeat, Register, RelayToSignaling, SignalingToRelay,
 use protocol::{Grant, NodeId, PROTOCOL_VERSION, ParticipantId, Region, RoomId};
 use serde_json::{Value, json};
 use signaling::clock::Clock;
+use signaling::config::Config;
+use signaling::directory::Directory;
+use signaling::server::Services;
 use signaling::relays::{RelayPool, RelaySettings};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-use crate::support::{Client, GUARD, TestServer, action};
+use crate::support::{Client, GUARD, PASSWORD, TestServer, action};
 
 /// The relay secret of the test server.
 pub const SECRET: &str = "calls-test-relay-secret-0123456789";
@@ -31,8 +34,33 @@ pub struct CallServer {
 
 /// Starts the server; `manual` gives the lobby a manual clock.
 pub async fn start(manual: bool) -> CallServer {
+    start_inner(manual, false).await
+}
+
+/// Starts a server whose directory has one organisation `org-m` with a
+/// meeting room `m-team` and clinician `dr-m` (password [`PASSWORD`]).
+pub async fn start_meeting() -> CallServer {
+    start_inner(false, true).await
+}
+
+fn meeting_directory() -> Directory {
+    let hash = signaling::auth::hash_password(PASSWORD);
+    let toml = format!(
+        "[[tenant]]\nid = \"org-m\"\nname = \"Org M\"\n\
+         [[room]]\nid = \"m-team\"\ntenant = \"org-m\"\nname = \"Team\"\nkind = \"meeting\"\n\
+         [[clinician]]\nid = \"dr-m\"\ntenant = \"org-m\"\nusername = \"dr-m\"\n\
+         display_name = \"Dr M\"\npassword_hash = \"{hash}\"\n"
+    );
+    Directory::from_toml_str(&toml).expect("meeting directory")
+}
+
+async fn start_inner(manual: bool, meeting: bool) -> CallServer {
     let mut pool = None;
     let server = TestServer::start_with(|s| {
+        if meeting {
+            let config = Config::parse_args(["signaling", "--config", "unused.toml"]).unwrap();
+            *s = Services::new(Arc::new(meeting_directory()), s.audit.clone(), &config);
+        }
         let mut settings = RelaySettings::new(SECRET, Region::new("eu").unwrap());
         settings.region_order = vec![Region::new("eu").unwrap(), Region::new("us").unwrap()];
         s.relays = RelayPool::new(settings);

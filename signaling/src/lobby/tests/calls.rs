@@ -559,3 +559,22 @@ fn meeting_guests_are_admitted_into_the_rooms_standing_call() {
     let r = roster(&h.take(g2)).unwrap();
     assert_eq!(r.len(), 2);
 }
+
+#[test]
+fn a_clinician_who_lost_the_connection_rejoins_by_admitting_again() {
+    let (mut h, _fake, doc, pc, p, call) = consultation(&["r1"]);
+    h.take(pc);
+    h.disconnect(doc);
+    assert_eq!(roster(&h.take(pc)).map(|r| r.len()), Some(1));
+    let doc2 = h.clinician("c1", "a");
+    let out = admit(&mut h, doc2, &p);
+    let (again, ..) = ready(&out).expect("call_ready on rejoin");
+    assert_eq!(again, call);
+    assert!(is_ok(&out));
+    assert_eq!(roster(&h.take(pc)).map(|r| r.len()), Some(2));
+    let twice = admit(&mut h, doc2, &p);
+    assert_eq!(error_code(&twice), Some(ErrorCode::Conflict));
+    // Another clinician cannot take the call this way.
+    let other = h.clinician("c2", "a");
+    assert_eq!(error_code(&admit(&mut h, other, &p)), Some(ErrorCode::Conflict));
+}
