@@ -30,8 +30,8 @@ use crate::directory::{
     ClinicianInfo, Directory, NewClinician, normalize_username, validate_display_name,
     validate_username,
 };
-pub use http::{SECURE_SESSION_COOKIE, SESSION_COOKIE, is_session_cookie};
 use http::{ApiError, ClientIp, clear_cookie, request_token, session_cookie};
+pub use http::{SECURE_SESSION_COOKIE, SESSION_COOKIE, is_session_cookie};
 
 /// Largest accepted request body.
 const BODY_LIMIT: usize = 16 * 1024;

@@ -219,6 +219,7 @@ impl Audit {
             .format(&Rfc3339)
             .unwrap_or_else(|_| "unknown".to_owned());
         let action = event.action;
+        crate::metrics::global().audit(&event);
         let line = match serde_json::to_string(&Line { time, event }) {
             Ok(l) => l,
             Err(e) => {

@@ -106,6 +106,10 @@ pub struct Config {
     /// TLS (HTTPS/WSS) flags: see [`crate::tls::TlsArgs`].
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+
+    /// `/metrics` access: see [`crate::metrics::MetricsArgs`].
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Shortest accepted relay secret, in bytes.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod lobby;
 pub mod logging;
+pub mod metrics;
 pub mod relays;
 pub mod server;
 pub mod tls;

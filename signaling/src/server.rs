@@ -54,6 +54,8 @@ pub struct Services {
     pub relays: Arc<RelayPool>,
     /// Serve HTTPS/WSS with this (HSTS, `__Host-` secure cookies); `None`: plain HTTP.
     pub tls: Option<crate::tls::Tls>,
+    /// Who may read `/metrics`.
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 impl Services {
@@ -93,6 +95,7 @@ impl Services {
             clock: Clock::default(),
             relays: RelayPool::new(config.relay_settings()),
             tls: None,
+            metrics: config.metrics.clone(),
         }
     }
 }
@@ -138,6 +141,11 @@ pub async fn serve(
         .with_state(shared.clone())
         .merge(relays::router(services.relays.clone()))
         .merge(crate::http::router(shared.clone()))
+        .merge(crate::metrics::router(
+            shared.clone(),
+            services.relays.clone(),
+            &services.metrics,
+        ))
         .merge(account_api::router_with(
             services.auth.clone(),
             services.directory.clone(),

@@ -162,16 +162,22 @@ impl RelayPool {
                 return Ok(node);
             }
             self.relay_down(&mut state, &node);
-            return self.registry.placement(call).ok_or(PlacementError::NoRelay);
+            return self
+                .registry
+                .placement(call)
+                .ok_or_else(crate::metrics::no_relay);
         }
         if state.orphans.contains_key(call) {
             self.place_orphans(&mut state);
-            return self.registry.placement(call).ok_or(PlacementError::NoRelay);
+            return self
+                .registry
+                .placement(call)
+                .ok_or_else(crate::metrics::no_relay);
         }
         let region = region_hint.unwrap_or(&self.settings.region);
         let node = self
             .choose(&state, region, None)
-            .ok_or(PlacementError::NoRelay)?;
+            .ok_or_else(crate::metrics::no_relay)?;
         self.registry.set_placement(call, &node);
         tracing::info!(%call, %node, "call placed");
         Ok(node)
