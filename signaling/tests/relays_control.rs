@@ -4,7 +4,7 @@
 
 mod relays_support;
 
-use protocol::control::{RelayToSignaling, SignalingToRelay};
+use protocol::control::{Heartbeat, RelayToSignaling, SignalingToRelay};
 use protocol::{Grant, GrantRole, PROTOCOL_VERSION, ParticipantId};
 use relays_support::{FakeRelay, SECRET, Server, next_event, node, register, room, unix_now};
 use std::time::Duration;
@@ -76,7 +76,7 @@ async fn bad_auth_wrong_version_or_no_register_get_an_error_and_close() {
             "version",
         ),
         (
-            RelayToSignaling::Heartbeat(Default::default()),
+            RelayToSignaling::Heartbeat(Heartbeat::default()),
             "first message must be register",
         ),
     ];
