@@ -471,11 +471,14 @@ impl Agent {
             }
             SignalingToClient::CallAnswer { sdp, .. } => {
                 let peer = self.peer.as_ref().context("call_answer without a peer")?;
-                peer.accept_answer(sdp).await
+                peer.accept_answer(sdp).await?;
+                self.media.mark(peer.generation, "answered");
+                Ok(())
             }
             SignalingToClient::CallRenegotiate { call, sdp } => {
                 let peer = self.peer.as_ref().context("renegotiation without a peer")?;
                 let sdp = peer.answer_offer(sdp).await?;
+                self.media.mark(peer.generation, "renegotiated");
                 self.out
                     .send(ClientToSignaling::CallAnswer { call, sdp })
                     .map_err(|_| anyhow!("socket closed"))
@@ -496,6 +499,7 @@ impl Agent {
         if let Some(old) = self.peer.take() {
             old.close();
         }
+        self.media.mark(generation, "placed");
         if let Ok(mut v) = self.view.lock() {
             v.relay = Some(relay.to_owned());
             v.generation = Some(generation);
@@ -510,6 +514,7 @@ impl Agent {
         )
         .await?;
         let sdp = peer.offer().await?;
+        self.media.mark(generation, "offer_sent");
         self.peer = Some(peer);
         self.out
             .send(ClientToSignaling::CallOffer { call, sdp })

@@ -65,11 +65,24 @@ pub struct RxPacket {
     pub number: u32,
 }
 
-/// Every packet a client received, shared with its peer connections' track readers.
+/// A step of a client's call, timestamped (for failover breakdowns).
+#[derive(Debug, Clone)]
+pub struct Mark {
+    /// When.
+    pub at: Instant,
+    /// The peer connection generation it concerns.
+    pub generation: u32,
+    /// What happened: `placed`, `offer_sent`, `answered`, `connected`, `renegotiated`.
+    pub what: &'static str,
+}
+
+/// Every packet a client received, shared with its peer connections' track readers,
+/// and the marks of its call's steps.
 #[derive(Debug, Clone)]
 pub struct MediaLog {
     packets: Arc<Mutex<Vec<RxPacket>>>,
     count: watch::Sender<usize>,
+    marks: Arc<Mutex<Vec<Mark>>>,
 }
 
 impl Default for MediaLog {
@@ -77,11 +90,32 @@ impl Default for MediaLog {
         MediaLog {
             packets: Arc::default(),
             count: watch::channel(0).0,
+            marks: Arc::default(),
         }
     }
 }
 
 impl MediaLog {
+    /// Records a step of the call now.
+    pub fn mark(&self, generation: u32, what: &'static str) {
+        if let Ok(mut m) = self.marks.lock() {
+            m.push(Mark {
+                at: Instant::now(),
+                generation,
+                what,
+            });
+        }
+    }
+
+    /// The first mark `what` of `generation`.
+    pub fn mark_at(&self, generation: u32, what: &str) -> Option<Instant> {
+        let marks = self.marks.lock().ok()?;
+        marks
+            .iter()
+            .find(|m| m.generation == generation && m.what == what)
+            .map(|m| m.at)
+    }
+
     fn push(&self, packet: RxPacket) {
         let n = {
             let Ok(mut p) = self.packets.lock() else {
@@ -203,6 +237,9 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            self.log.mark(self.generation, "connected");
+        }
         self.state.send_replace(state);
     }
 
@@ -327,6 +364,9 @@ impl MediaPeer {
             .map_err(|e| anyhow!("codecs: {e}"))?;
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            // Pace connectivity checks at RFC 8445's Ta = 50 ms, as browsers do
+            // (webrtc-rs defaults to 200 ms, which alone adds ~150 ms per connect).
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(25))
             .build();
         let (gathered_tx, gathered) = watch::channel(false);
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
