@@ -24,13 +24,18 @@ async fn guests_are_admitted_into_the_meeting_rooms_one_call() {
 
     host.send(&action("admit", &p1, 1)).await;
     let hr = ready(&host.expect_type("call_ready").await);
-    host.expect(|v| v["type"] == "ok" && v["request"] == 1).await;
+    host.expect(|v| v["type"] == "ok" && v["request"] == 1)
+        .await;
     g1.expect_type("admitted").await;
     let r1 = ready(&g1.next().await.unwrap());
     host.send(&action("admit", &p2, 2)).await;
     g2.expect_type("admitted").await;
     let r2 = ready(&g2.next().await.unwrap());
-    assert_eq!((&r1.call, &r2.call), (&hr.call, &hr.call), "one standing call");
+    assert_eq!(
+        (&r1.call, &r2.call),
+        (&hr.call, &hr.call),
+        "one standing call"
+    );
     verify(&r2.grant, &relay.node);
 
     let roster = g1

@@ -109,9 +109,7 @@ impl Lobby {
     ) -> ParticipantId {
         let participant = ParticipantId::random();
         let (token, token_hash) = new_token();
-        self.room_queue(info)
-            .waiting
-            .push_back(participant.clone());
+        self.room_queue(info).waiting.push_back(participant.clone());
         let seat = Seat {
             participant: participant.clone(),
             tenant: info.tenant.clone(),

@@ -576,5 +576,8 @@ fn a_clinician_who_lost_the_connection_rejoins_by_admitting_again() {
     assert_eq!(error_code(&twice), Some(ErrorCode::Conflict));
     // Another clinician cannot take the call this way.
     let other = h.clinician("c2", "a");
-    assert_eq!(error_code(&admit(&mut h, other, &p)), Some(ErrorCode::Conflict));
+    assert_eq!(
+        error_code(&admit(&mut h, other, &p)),
+        Some(ErrorCode::Conflict)
+    );
 }
