@@ -56,6 +56,11 @@ impl AudioSource {
     pub fn stream(&self) -> StreamId {
         self.stream
     }
+
+    /// Packets produced so far (the next probe sequence).
+    pub fn produced(&self) -> u64 {
+        self.seq
+    }
 }
 
 impl Source for AudioSource {

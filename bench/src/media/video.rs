@@ -157,6 +157,11 @@ impl VideoSource {
             .collect()
     }
 
+    /// Packets produced so far per layer stream (the next probe sequence of each).
+    pub fn produced(&self) -> Vec<(StreamId, u64)> {
+        self.layers.iter().map(|l| (l.stream, l.seq)).collect()
+    }
+
     fn frame_due(&self, frame: u64) -> Instant {
         // Exact: frame × 1 s / fps, not frame × a rounded interval.
         let fps = u64::from(self.shape.fps.max(1));

@@ -317,6 +317,14 @@ impl Slot {
 
     /// Closes receive accounting at `end` and folds it into `recorder`.
     pub fn finish(mut self, end: Instant, recorder: &mut Recorder) {
+        if let Some(p) = &self.publisher {
+            let audio = p.audio.iter().map(|(a, _)| (a.stream(), a.produced()));
+            let video = p.video.iter().flat_map(|(v, _)| v.produced());
+            for (stream, n) in audio.chain(video) {
+                let e = recorder.produced.entry(stream).or_default();
+                *e = (*e).max(n);
+            }
+        }
         for s in &mut self.streams {
             s.finish(end);
             recorder.finish_stream(s);

@@ -38,8 +38,18 @@ pub(super) fn render(r: &Report) -> String {
         (
             "delivered",
             format!(
-                "{} of {} expected  ({} streams)",
-                s.delivered, s.expected, s.streams
+                "{} of {} expected  ({} streams{})",
+                s.delivered,
+                s.expected,
+                s.streams,
+                if s.never_arrived > 0 {
+                    format!(
+                        "; {} sent after a receiver's last packet never arrived",
+                        s.never_arrived
+                    )
+                } else {
+                    String::new()
+                }
             ),
         ),
         (

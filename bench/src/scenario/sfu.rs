@@ -316,6 +316,9 @@ pub async fn run(config: &SfuConfig, progress: bool) -> Result<Report> {
         total.merge(&l.join()?);
     }
     drop(shown);
+    if config.video.is_none_or(|v| !v.simulcast) {
+        total.account_tails();
+    }
     let cpu = match (cpu_start, process_cpu_time()) {
         (Some(a), Some(b)) => b.saturating_sub(a),
         _ => Duration::ZERO,

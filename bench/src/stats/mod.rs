@@ -6,13 +6,14 @@ mod hist;
 mod series;
 mod stream;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 pub use hist::{DurationHistogram, Summary};
 pub use series::{Point, Series};
 pub use stream::{Arrival, StreamStats};
 
-use crate::media::{Kind, Probe};
+use crate::media::{Kind, Probe, StreamId};
 
 /// Gap between packets of a stream above which the receiver counts a freeze.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -63,6 +64,10 @@ pub struct StreamTotals {
     pub freezes: u64,
     /// Total frozen time, milliseconds.
     pub frozen_ms: u64,
+    /// Packets sent after the last one a receiver got, that never arrived (stuck in a
+    /// queue or lost at the end); counted in `expected` and `lost` too. Only scenarios
+    /// whose stream ids name one sender count them (see [`Recorder::account_tails`]).
+    pub never_arrived: u64,
 }
 
 impl StreamTotals {
@@ -88,6 +93,7 @@ impl StreamTotals {
         self.reordered += o.reordered;
         self.freezes += o.freezes;
         self.frozen_ms += o.frozen_ms;
+        self.never_arrived += o.never_arrived;
     }
 
     /// Loss in percent of expected (0 when nothing was expected).
@@ -147,6 +153,10 @@ pub struct Recorder {
     pub streams: StreamTotals,
     /// Peer and sender totals.
     pub peers: PeerTotals,
+    /// Packets each sending stream produced (publisher side).
+    pub produced: HashMap<StreamId, u64>,
+    /// Highest sequence each receiver stream got (receiver side).
+    pub tails: Vec<(StreamId, u64)>,
 }
 
 impl Recorder {
@@ -159,6 +169,8 @@ impl Recorder {
             series: Series::new(start),
             streams: StreamTotals::default(),
             peers: PeerTotals::default(),
+            produced: HashMap::new(),
+            tails: Vec::new(),
         }
     }
 
@@ -187,6 +199,25 @@ impl Recorder {
     /// Folds a finished stream into the totals (call [`StreamStats::finish`] first).
     pub fn finish_stream(&mut self, stream: &StreamStats) {
         self.streams.add_stream(stream);
+        if let Some(h) = stream.highest() {
+            self.tails.push((stream.stream, h));
+        }
+    }
+
+    /// Counts, for every receiver stream, the packets its sender produced after the
+    /// last one it received as expected and lost (`never_arrived`): without this a
+    /// stream stalled in a queue at the end of the run would show no loss. Call once,
+    /// after merging every loop, and only when each stream id names one sender (not
+    /// with simulcast, where receivers switch layers).
+    pub fn account_tails(&mut self) {
+        for (stream, highest) in std::mem::take(&mut self.tails) {
+            if let Some(&produced) = self.produced.get(&stream) {
+                let missing = produced.saturating_sub(highest + 1);
+                self.streams.expected += missing;
+                self.streams.lost += missing;
+                self.streams.never_arrived += missing;
+            }
+        }
     }
 
     /// Adds everything `other` measured.
@@ -197,6 +228,11 @@ impl Recorder {
         self.series.merge(&other.series);
         self.streams.merge(&other.streams);
         self.peers.merge(&other.peers);
+        for (s, n) in &other.produced {
+            let e = self.produced.entry(*s).or_default();
+            *e = (*e).max(*n);
+        }
+        self.tails.extend_from_slice(&other.tails);
     }
 }
 
@@ -249,5 +285,24 @@ mod tests {
         assert!((lat.max_ms - 30.0).abs() < 0.1, "{lat:?}");
         assert!(lat.mean_ms > 10.0 && lat.mean_ms < 30.0);
         assert_eq!(a.streams.freezes, 0);
+    }
+
+    #[test]
+    fn packets_after_a_receivers_last_one_count_as_lost() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new(t0);
+        let mut s = StreamStats::new(StreamId(7), Kind::Video, Duration::from_millis(500));
+        for seq in 0..10 {
+            s.on_packet(seq, t0);
+        }
+        r.finish_stream(&s);
+        let mut sender = Recorder::new(t0);
+        sender.produced.insert(StreamId(7), 25); // seqs 0..=24 were sent
+        r.merge(&sender);
+        assert_eq!((r.streams.expected, r.streams.lost), (10, 0));
+        r.account_tails();
+        assert_eq!(r.streams.never_arrived, 15);
+        assert_eq!((r.streams.expected, r.streams.lost), (25, 15));
+        assert!((r.streams.loss_pct() - 60.0).abs() < 1e-9);
     }
 }

@@ -75,6 +75,11 @@ impl StreamStats {
         self.first.map_or(0, |f| self.highest - f + 1)
     }
 
+    /// The highest sequence received, if any.
+    pub fn highest(&self) -> Option<u64> {
+        self.first.map(|_| self.highest)
+    }
+
     /// Expected but never received.
     pub fn lost(&self) -> u64 {
         self.expected().saturating_sub(self.received)
