@@ -16,6 +16,8 @@ pub struct TestOrg {
     pub tenant: &'static str,
     /// Its waiting room.
     pub room: &'static str,
+    /// Its meeting room (one standing call; guests join by link, wait, are admitted).
+    pub meeting: &'static str,
     /// Its clinicians' usernames (all share [`PASSWORD`]).
     pub clinicians: &'static [&'static str],
 }
@@ -27,6 +29,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const NORTH: TestOrg = TestOrg {
     tenant: "north",
     room: "north-gp",
+    meeting: "north-team",
     clinicians: &["lee@north", "ng@north"],
 };
 
@@ -34,6 +37,7 @@ pub const NORTH: TestOrg = TestOrg {
 pub const SOUTH: TestOrg = TestOrg {
     tenant: "south",
     room: "south-clinic",
+    meeting: "south-team",
     clinicians: &["okafor@south"],
 };
 
@@ -51,6 +55,12 @@ pub fn toml() -> String {
              [[room]]\nid = \"{r}\"\ntenant = \"{t}\"\nname = \"Room {r}\"\nhide_position = false\n",
             t = org.tenant,
             r = org.room,
+        );
+        let _ = write!(
+            out,
+            "\n[[room]]\nid = \"{m}\"\ntenant = \"{t}\"\nname = \"Meeting {m}\"\nkind = \"meeting\"\n",
+            t = org.tenant,
+            m = org.meeting,
         );
         for (i, user) in org.clinicians.iter().enumerate() {
             let _ = write!(

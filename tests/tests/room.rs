@@ -86,3 +86,47 @@ async fn four_party_room_with_an_invited_interpreter() -> anyhow::Result<()> {
     assert_eq!(code, ErrorCode::InviteInvalid);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meeting_room_guests_wait_then_share_its_standing_call() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let host = TestClient::clinician(&cluster, NORTH.clinicians[0], None).await?;
+    let mut guests = Vec::new();
+    let mut call = None;
+    for tag in ["guest-a", "guest-b"] {
+        let guest = TestClient::patient(&cluster, tag, NORTH.meeting, None).await?;
+        // In the lobby until admitted.
+        assert!(guest.call_view().call.is_none());
+        let id = host.wait_patient(tag).await?;
+        host.admit(&id).await?;
+        let (guest_call, _) = guest.wait_call_ready().await?;
+        assert_eq!(
+            call.get_or_insert(guest_call.clone()),
+            &guest_call,
+            "one standing call"
+        );
+        guests.push(guest);
+    }
+    let everyone = [&host, &guests[0], &guests[1]];
+    for rx in everyone {
+        for tx in everyone {
+            if rx.tag() != tx.tag() {
+                receives_from(rx, tx.tag()).await?;
+            }
+        }
+    }
+    let roster = host
+        .wait_for(PATIENCE, |m| match m {
+            SignalingToClient::Roster { participants, .. } if participants.len() == 3 => {
+                Some(participants.clone())
+            }
+            _ => None,
+        })
+        .await?;
+    let guests_in_roster = roster
+        .iter()
+        .filter(|e| e.role == RosterRole::Guest)
+        .count();
+    assert_eq!(guests_in_roster, 2, "{roster:?}");
+    Ok(())
+}
