@@ -3,6 +3,7 @@
 mod actions;
 mod calls;
 mod flows;
+mod invites;
 mod isolation;
 
 use std::collections::HashMap;
