@@ -220,6 +220,11 @@ impl Worker {
         match command {
             Command::Offer { token, sdp, reply } => {
                 let result = self.sfu.handle_offer(now, unix_now, &token, &sdp);
+                // Publish the new participant before the answer goes out, so
+                // that a drain or capacity check right after it counts them.
+                if result.is_ok() {
+                    self.publish(now);
+                }
                 let _ = reply.send(result);
             }
             Command::Answer {
