@@ -3,8 +3,11 @@
 //!
 //! Per packet: one slab index for the publisher, a short linear SSRC lookup,
 //! one keyframe check, then per subscriber a slab index, the layer decision,
-//! the rewrite and str0m's `write_rtp` (which encrypts once per subscriber).
-//! The payload is shared (`Arc<[u8]>`), never copied by the SFU.
+//! the rewrite and str0m's `write_rtp`. The payload is shared (`Arc<[u8]>`),
+//! never copied by the SFU. A subscriber's `Rtc` is drained (packets paced,
+//! encrypted and turned into datagrams) once per input batch, at the next
+//! [`Sfu::poll_output`], not once per packet: str0m runs a full timeout
+//! round per drain, and a recvmmsg batch often holds a whole video frame.
 
 use std::sync::Arc;
 
@@ -207,7 +210,10 @@ impl Sfu {
         };
         tx.write_rtp(write);
         self.stats.rtp_forwarded += 1;
-        self.drain(s.sub);
+        // Drained at the next poll, once for all packets of this input batch.
+        if !std::mem::replace(&mut sub.unflushed, true) {
+            self.unflushed.push(s.sub);
+        }
         false
     }
 

@@ -108,11 +108,36 @@ impl Sfu {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
+        if !self.unflushed.is_empty() {
+            self.flush();
+            if let Some(o) = self.out.pop_front() {
+                return o;
+            }
+        }
         let next = self
             .timers
             .first()
             .map_or(self.next_tick, |(t, _)| (*t).min(self.next_tick));
         Output::Timeout(next)
+    }
+
+    /// Drains every subscriber written to since its last drain (and handles
+    /// what that raises, which may write more).
+    fn flush(&mut self) {
+        let mut keys = Vec::new();
+        while !self.unflushed.is_empty() {
+            std::mem::swap(&mut keys, &mut self.unflushed);
+            for key in keys.drain(..) {
+                if self.participants.get(key).is_some_and(|p| p.unflushed) {
+                    self.drain(key);
+                }
+            }
+            self.process();
+        }
+        // Keep the allocation for the next batch.
+        if self.unflushed.capacity() < keys.capacity() {
+            self.unflushed = keys;
+        }
     }
 
     pub(super) fn advance(&mut self, now: Instant) {
@@ -161,6 +186,7 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(key) else {
             return;
         };
+        p.unflushed = false;
         let mut immediate = 0;
         let next = loop {
             match p.rtc.poll_output() {

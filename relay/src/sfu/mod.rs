@@ -54,6 +54,7 @@ mod io;
 mod keyframe;
 mod participant;
 mod room;
+mod sdp_policy;
 mod session;
 mod simulcast;
 mod slab;
@@ -93,6 +94,9 @@ pub struct Sfu {
     out: VecDeque<Output>,
     /// str0m events awaiting handling (drained `Rtc`s push here).
     events: VecDeque<(PKey, str0m::Event)>,
+    /// Subscribers written to and not drained yet: drained once per batch
+    /// of input, when the driver polls (see `io.rs`).
+    unflushed: Vec<PKey>,
     /// Participants whose negotiation state changed.
     dirty: Vec<PKey>,
     /// Participants to remove once the current event batch is done.
@@ -144,6 +148,7 @@ impl Sfu {
             due: Vec::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
+            unflushed: Vec::new(),
             dirty: Vec::new(),
             leaving: Vec::new(),
             stats: SfuStats::default(),

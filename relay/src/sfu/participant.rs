@@ -44,6 +44,9 @@ impl RtcFactory {
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
+            // The peer's DTLS certificate must match its SDP fingerprint
+            // (str0m's default, stated here because security rests on it).
+            .set_fingerprint_verification(true)
             .set_crypto_provider(Arc::clone(&self.crypto));
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
@@ -195,6 +198,8 @@ pub(crate) struct Participant {
     pub loudness_count: u32,
     /// Data channel messages since the last tick (flood limit).
     pub messages_this_tick: u32,
+    /// Written to since its `Rtc` was last drained (queued in `Sfu::unflushed`).
+    pub unflushed: bool,
 }
 
 impl Participant {

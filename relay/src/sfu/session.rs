@@ -11,6 +11,7 @@ use str0m::media::Direction;
 use super::Sfu;
 use super::error::SfuError;
 use super::participant::{OutState, Participant};
+use super::sdp_policy;
 use super::slab::PKey;
 use super::types::{LeaveReason, OfferAccepted, Output, SfuEvent};
 
@@ -40,6 +41,7 @@ impl Sfu {
         if !grant.role.may_publish() && !grant.role.may_subscribe() {
             return Err(SfuError::Role);
         }
+        sdp_policy::check(offer_sdp, sdp_policy::Kind::Offer)?;
         let offer =
             SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
         let fingerprint = fingerprint_line(offer_sdp);
@@ -87,6 +89,7 @@ impl Sfu {
             loudness_sum: 0,
             loudness_count: 0,
             messages_this_tick: 0,
+            unflushed: false,
         });
         self.by_ufrag.insert(creds.ufrag, key);
         let room = self.rooms.entry(grant.room.clone()).or_default();
@@ -136,6 +139,7 @@ impl Sfu {
         answer_sdp: &str,
     ) -> Result<(), SfuError> {
         let key = self.find(room, participant)?;
+        sdp_policy::check(answer_sdp, sdp_policy::Kind::Answer)?;
         let answer =
             SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
         let p = self

@@ -13,20 +13,22 @@
 //! Renegotiation offers from the relay are answered by the peer at once.
 //! A drop filter (`set_drop`) can lose chosen datagrams to test recovery.
 
+mod join;
+mod meter;
 mod peer;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::{Grant, GrantRole, NodeId, ParticipantId, RoomId};
-use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
-use str0m::media::{Direction, MediaKind, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, Input, Output as RtcOutput};
 
+pub use meter::Meter;
 pub use peer::{Peer, Publish, Received, video_tag};
 
 use super::{Output, Sfu, SfuConfig, SfuEvent};
@@ -66,6 +68,13 @@ pub struct Harness {
     pub events: Vec<SfuEvent>,
     /// Datagrams the drop filter removed.
     pub dropped: usize,
+    /// Optional CPU meter around every SFU call.
+    pub meter: Option<Meter>,
+    /// Hand datagrams to the SFU one at a time and poll it after each (a
+    /// driver whose every receive returns one datagram), instead of in
+    /// batches of everything that arrived at the same instant.
+    pub one_by_one: bool,
+    by_addr: HashMap<SocketAddr, usize>,
     in_flight: VecDeque<Datagram>,
     drop: Option<DropFilter>,
     crypto: Arc<CryptoProvider>,
@@ -106,6 +115,9 @@ impl Harness {
             peers: Vec::new(),
             events: Vec::new(),
             dropped: 0,
+            meter: None,
+            one_by_one: false,
+            by_addr: HashMap::new(),
             in_flight: VecDeque::new(),
             drop: None,
             crypto,
@@ -143,76 +155,6 @@ impl Harness {
     /// Removes the drop filter.
     pub fn clear_drop(&mut self) {
         self.drop = None;
-    }
-
-    /// Creates a peer that offers what `publish` says plus a data channel,
-    /// and applies the relay's answer. Returns its index.
-    pub fn join(&mut self, room: &str, participant: &str, publish: &Publish) -> usize {
-        let index = self.peers.len();
-        let addr = SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(
-                10,
-                1,
-                (index / 250) as u8,
-                (index % 250) as u8 + 2,
-            )),
-            5000,
-        );
-        let mut p = Peer::new(
-            RoomId::new(room).expect("room id"),
-            ParticipantId::new(participant).expect("participant id"),
-            addr,
-            self.now,
-            &self.crypto,
-            &self.cert,
-        );
-        let mut change = p.rtc.sdp_api();
-        if publish.audio {
-            p.audio_mid = Some(change.add_media(
-                MediaKind::Audio,
-                Direction::SendOnly,
-                Some(participant.to_owned()),
-                None,
-                None,
-            ));
-        }
-        if publish.video {
-            let simulcast = (!publish.simulcast.is_empty()).then(|| {
-                let mut s = Simulcast::new();
-                for rid in &publish.simulcast {
-                    s.add_send_layer(SimulcastLayer::new(rid));
-                }
-                s
-            });
-            p.rids = publish.simulcast.iter().map(|r| (*r).into()).collect();
-            p.video_mid = Some(change.add_media(
-                MediaKind::Video,
-                Direction::SendOnly,
-                Some(participant.to_owned()),
-                None,
-                simulcast,
-            ));
-        }
-        change.add_channel("room".into());
-        let (offer, pending) = change.apply().expect("an offer");
-        let token = self.grant(room, participant);
-        let accepted = self
-            .sfu
-            .handle_offer(self.now, UNIX_NOW, &token, &offer.to_sdp_string())
-            .expect("the relay accepts the offer");
-        let answer = SdpAnswer::from_sdp_string(&accepted.answer_sdp).expect("answer parses");
-        accepted
-            .answer_sdp
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
-            .unwrap_or_default()
-            .clone_into(&mut p.relay_ufrag);
-        p.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .expect("answer accepted");
-        self.peers.push(p);
-        index
     }
 
     /// Every 20 ms for `d`: each of `publishers` sends media
@@ -257,8 +199,14 @@ impl Harness {
             if self.in_flight.is_empty() {
                 break;
             }
-            while let Some(d) = self.in_flight.pop_front() {
-                self.deliver(&d);
+            // Datagrams to the relay first, as one batch, then the peers'.
+            let batch: Vec<Datagram> = self.in_flight.drain(..).collect();
+            let (to_sfu, to_peers): (Vec<Datagram>, Vec<Datagram>) = batch
+                .into_iter()
+                .partition(|d| d.destination == self.sfu_addr);
+            self.deliver_to_sfu(&to_sfu);
+            for d in &to_peers {
+                self.deliver(d);
             }
         }
         let mut next = self.sfu_timeout();
@@ -276,7 +224,9 @@ impl Harness {
     pub fn advance_to(&mut self, t: Instant) {
         self.now = self.now.max(t);
         let now = self.now;
+        let t0 = self.meter.as_ref().map(Meter::start);
         self.sfu.handle_timeout(now);
+        self.add_meter(t0);
         for p in &mut self.peers {
             if p.timeout <= now {
                 let _ = p.rtc.handle_input(Input::Timeout(now));
@@ -286,22 +236,30 @@ impl Harness {
     }
 
     fn sfu_timeout(&mut self) -> Instant {
+        let t0 = self.meter.as_ref().map(Meter::start);
         loop {
             match self.sfu.poll_output() {
-                Output::Timeout(t) => return t,
+                Output::Timeout(t) => {
+                    if let Some(m) = &mut self.meter {
+                        m.polled();
+                    }
+                    self.add_meter(t0);
+                    return t;
+                }
                 other => self.on_sfu_output(other),
             }
         }
     }
 
+    fn add_meter(&mut self, start: Option<(Duration, Duration)>) {
+        if let (Some(m), Some(t0)) = (&mut self.meter, start) {
+            m.stop(t0);
+        }
+    }
+
     /// Drains the SFU and every peer into the in-flight queue.
     fn pump(&mut self) {
-        loop {
-            match self.sfu.poll_output() {
-                Output::Timeout(_) => break,
-                other => self.on_sfu_output(other),
-            }
-        }
+        self.sfu_timeout();
         let now = self.now;
         for i in 0..self.peers.len() {
             self.pump_peer(i, now);
@@ -377,6 +335,36 @@ impl Harness {
         }
     }
 
+    /// Hands datagrams to the SFU: all of them, then the SFU is polled by
+    /// the next pump; or, if `one_by_one`, polling after each. Metered when
+    /// a meter is set.
+    fn deliver_to_sfu(&mut self, batch: &[Datagram]) {
+        let now = self.now;
+        let mut run = self.meter.as_ref().map(Meter::start);
+        for d in batch {
+            if let Some(f) = &mut self.drop
+                && f(d)
+            {
+                self.dropped += 1;
+                continue;
+            }
+            if let (Some(m), Some(t0)) = (&mut self.meter, run)
+                && m.publisher == Some(d.source)
+            {
+                // Arrived with the batch, or now if one by one.
+                m.arrived(if self.one_by_one { m.now() } else { t0.1 });
+            }
+            self.sfu
+                .handle_receive(now, d.source, d.destination, &d.contents);
+            if self.one_by_one {
+                self.add_meter(run);
+                self.sfu_timeout();
+                run = self.meter.as_ref().map(Meter::start);
+            }
+        }
+        self.add_meter(run);
+    }
+
     fn deliver(&mut self, d: &Datagram) {
         if let Some(f) = &mut self.drop
             && f(d)
@@ -390,7 +378,7 @@ impl Harness {
                 .handle_receive(now, d.source, d.destination, &d.contents);
             return;
         }
-        let Some(i) = self.peers.iter().position(|p| p.addr == d.destination) else {
+        let Some(&i) = self.by_addr.get(&d.destination) else {
             return;
         };
         let Ok(contents) = d.contents.as_slice().try_into() else {

@@ -1,0 +1,173 @@
+//! Relay CPU per forwarded packet: one publisher (≈2.5 Mbit/s VP8-shaped
+//! video + Opus-shaped audio) to N in-memory subscribers on virtual time.
+//!
+//! ```text
+//! cargo run --release -p relay --example fanout_cpu -- [--no-bwe] [--one-by-one] [--secs S] [N ...]
+//! ```
+//!
+//! Only the SFU's own work is timed (thread CPU time from
+//! `/proc/thread-self/schedstat`, which the kernel updates at scheduler
+//! ticks, so it is exact only summed over many calls; and wall time around
+//! every SFU call). The simulated clients run in the same thread but outside
+//! the meter.
+//!
+//! Latency, per publisher datagram (so per copy: the SFU hands out a
+//! batch's copies when the driver polls it after the batch): wall time from
+//! the datagram's arrival until the SFU was polled empty after it, i.e.
+//! until its last subscriber copy was ready to send. Two arrival patterns:
+//! - default: each 20 ms of media (one audio packet and a six-packet video
+//!   frame) arrives at one instant and is handed in as one batch, as a
+//!   `recvmmsg` would return it: the worst case, every packet waits for the
+//!   whole batch;
+//! - `--one-by-one`: every datagram is handed in and polled out on its own
+//!   (a publisher that paces its packets, a relay that keeps up): no waiting
+//!   behind other packets, but no batching either.
+//!
+//! With BWE on (the default, as in the relay) str0m's pacer spreads each
+//! subscriber's copies over time; that pacing delay comes on top and is not
+//! measured here (`--no-bwe` turns BWE off).
+#![allow(clippy::disallowed_methods)] // a benchmark binary: it reads clocks
+
+use std::time::{Duration, Instant};
+
+use relay::sfu::testing::{Harness, Meter, Publish};
+use str0m::media::MediaKind;
+
+/// Video packets per 20 ms frame and their size: 50 × 6 × 1050 B ≈ 2.5 Mbit/s.
+const PACKETS_PER_FRAME: usize = 6;
+const PACKET_BYTES: usize = 1050;
+
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+fn wall() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// 20 ms of publisher media: one audio packet, one video frame.
+fn send(h: &mut Harness, publisher: usize, frame: u64) {
+    let now = h.now;
+    let p = h.peer_mut(publisher);
+    p.send_audio(now, 30);
+    let key = frame.is_multiple_of(100) || p.keyframe_wanted(None);
+    p.send_video_frame(now, None, key, PACKETS_PER_FRAME, PACKET_BYTES);
+}
+
+fn run(subscribers: usize, secs: u64, bwe: bool, one_by_one: bool) {
+    let setup = Instant::now();
+    let mut h = Harness::with_config(Instant::now(), |c| {
+        c.bwe_initial_bps = bwe.then_some(5_000_000);
+        c.max_participants = subscribers + 10;
+    });
+    let publisher = h.join(
+        "bench",
+        "pub",
+        &Publish {
+            audio: true,
+            video: true,
+            simulcast: Vec::new(),
+        },
+    );
+    let subs: Vec<usize> = (0..subscribers)
+        .map(|i| h.join("bench", &format!("s{i}"), &Publish::default()))
+        .collect();
+    let wired = h.run_until(
+        |h| subs.iter().all(|&s| h.peer(s).remote_media.len() == 2),
+        Duration::from_secs(60),
+    );
+    assert!(wired, "subscribers connected");
+    let mut frame = 0;
+    for _ in 0..50 {
+        send(&mut h, publisher, frame);
+        frame += 1;
+        h.run_for(Duration::from_millis(20));
+    }
+    let setup = setup.elapsed();
+
+    let received_before: Vec<usize> = subs.iter().map(|&s| h.peer(s).received.len()).collect();
+    let before = h.sfu.stats();
+    h.meter = Some(Meter::new(thread_cpu, wall, Some(h.peer(publisher).addr)));
+    h.one_by_one = one_by_one;
+    let frames = secs * 50;
+    for _ in 0..frames {
+        send(&mut h, publisher, frame);
+        frame += 1;
+        h.run_for(Duration::from_millis(20));
+    }
+    let meter = h.meter.take().expect("meter");
+    let after = h.sfu.stats();
+    h.run_for(Duration::from_millis(500));
+
+    let forwarded = after.rtp_forwarded - before.rtp_forwarded;
+    let sent = frames * (PACKETS_PER_FRAME as u64 + 1);
+    let expected = sent * subscribers as u64;
+    let got: u64 = subs
+        .iter()
+        .zip(&received_before)
+        .map(|(&s, &b)| (h.peer(s).received.len() - b) as u64)
+        .sum();
+    let video_subs = subs
+        .iter()
+        .filter(|&&s| {
+            h.peer(s)
+                .remote_media
+                .values()
+                .any(|(k, _)| *k == MediaKind::Video)
+        })
+        .count();
+    let mut latency = meter.latency.clone();
+    latency.sort_unstable();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "{subscribers:>4} subs | bwe {:>3} | {:>7} fwd | cpu {:>5.2} µs/pkt (wall {:>5.2}) | relay cpu {:>6.1} ms per media-s | {} latency p50 {:>5.0} µs p99 {:>5.0} µs max {:>5.0} µs | delivered {:.4} of {expected} | out datagrams {} | setup {:.1}s ({video_subs} video subs)",
+        if bwe { "on" } else { "off" },
+        forwarded,
+        us(meter.total_cpu) / forwarded.max(1) as f64,
+        us(meter.total_wall) / forwarded.max(1) as f64,
+        meter.total_cpu.as_secs_f64() * 1e3 / secs as f64,
+        if one_by_one { "one-by-one" } else { "batched" },
+        us(percentile(&latency, 0.5)),
+        us(percentile(&latency, 0.99)),
+        us(percentile(&latency, 1.0)),
+        got as f64 / expected.max(1) as f64,
+        after.packets_out - before.packets_out,
+        setup.as_secs_f64(),
+    );
+}
+
+fn main() {
+    let mut bwe = true;
+    let mut one_by_one = false;
+    let mut secs = 5;
+    let mut counts = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--no-bwe" => bwe = false,
+            "--one-by-one" => one_by_one = true,
+            "--secs" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
+            n => counts.extend(n.parse::<usize>().ok()),
+        }
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", load.trim());
+    if counts.is_empty() {
+        counts = vec![50, 200, 500];
+    }
+    for n in counts {
+        run(n, secs, bwe, one_by_one);
+    }
+}
