@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod fuzzing;
 pub mod http;
 pub mod lobby;
 pub mod logging;

@@ -4,6 +4,7 @@
 //! patient data in the output; the bearer token when one is configured.
 //!
 //! One test function: the counters are process-wide.
+#![allow(clippy::float_cmp)] // samples are small integer counts, exact in f64
 
 mod support;
 
