@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use protocol::control::{RelayToSignaling, SignalingToRelay};
 use protocol::{Grant, GrantRole};
-use relays_support::{FakeRelay, SECRET, Server, header, http, node, room, unix_now};
+use relays_support::{FakeRelay, SECRET, Server, header, http, next_event, node, room, unix_now};
+use signaling::relays::RelayEvent;
 use signaling::relays::whip::mint_ingest_token;
 use tokio::task::JoinHandle;
 
@@ -172,6 +173,28 @@ async fn whep_playback_is_placed_on_the_call_s_relay_as_a_subscriber() {
     let (status, head, _) = post.await.unwrap();
     assert_eq!(status, 201);
     assert!(header(&head, "location").unwrap().starts_with("/whep/c-1/"));
+
+    // The relay's renegotiation offers for the WHEP player cannot reach it
+    // and are not passed to the calls layer; others' are.
+    let mut events = server.pool.subscribe();
+    let other = protocol::ParticipantId::new("p-other").unwrap();
+    for participant in [grant.participant.clone(), other.clone()] {
+        relay
+            .send(&RelayToSignaling::Renegotiate {
+                room: call.clone(),
+                participant,
+                sdp: "o".into(),
+            })
+            .await;
+    }
+    assert_eq!(
+        next_event(&mut events).await,
+        RelayEvent::Renegotiate {
+            call: call.clone(),
+            participant: other,
+            sdp: "o".into()
+        }
+    );
     server.stop().await;
 }
 

@@ -108,11 +108,18 @@ impl RelayLink {
                 room,
                 participant,
                 sdp,
-            } => pool.emit(RelayEvent::Renegotiate {
-                call: room,
-                participant,
-                sdp,
-            }),
+            } => {
+                if pool.whip.contains(&room, &participant) {
+                    // WHIP/WHEP have no server-initiated renegotiation.
+                    tracing::info!(%node, %room, %participant, "renegotiation for a WHIP/WHEP session cannot be delivered");
+                } else {
+                    pool.emit(RelayEvent::Renegotiate {
+                        call: room,
+                        participant,
+                        sdp,
+                    });
+                }
+            }
             RelayToSignaling::Error { message } => {
                 let message: String = message.chars().take(MAX_LOGGED_ERROR).collect();
                 tracing::warn!(%node, %message, "relay reported an error");

@@ -53,6 +53,12 @@ impl Sessions {
         self.lock().remove(&(call.clone(), participant.clone()));
     }
 
+    /// Whether `participant` of `call` is a WHIP/WHEP session.
+    pub fn contains(&self, call: &RoomId, participant: &ParticipantId) -> bool {
+        self.lock()
+            .contains_key(&(call.clone(), participant.clone()))
+    }
+
     /// Open sessions.
     pub fn len(&self) -> usize {
         self.lock().len()
