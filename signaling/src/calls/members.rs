@@ -309,4 +309,42 @@ impl Calls {
             .map(|(p, _)| p.clone())?;
         Some((p, c))
     }
+
+    /// A participant that joined the call outside `/ws` (a WHIP publisher or
+    /// WHEP viewer): shown in the roster, no `call_ready`. False if there
+    /// is no such call.
+    pub fn external_joined(
+        &mut self,
+        call: &RoomId,
+        participant: ParticipantId,
+        role: protocol::client::RosterRole,
+        display_name: Sensitive<String>,
+    ) -> bool {
+        let joiner = Joiner {
+            participant,
+            conn: None,
+            role,
+            display_name,
+            clinician: None,
+        };
+        self.join(call, joiner)
+    }
+
+    /// What the rest of signaling may know about `call` (for REST checks:
+    /// its organisation, room, relay and clinicians).
+    pub fn summary(&self, call: &RoomId) -> Option<super::CallSummary> {
+        let c = self.by_id.get(call)?;
+        Some(super::CallSummary {
+            call: call.clone(),
+            tenant: c.tenant.clone(),
+            room: c.kind.room().clone(),
+            relay: c.node.clone(),
+            clinicians: c
+                .members
+                .values()
+                .filter_map(|m| m.clinician.clone())
+                .collect(),
+            participants: c.members.len(),
+        })
+    }
 }

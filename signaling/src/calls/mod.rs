@@ -83,6 +83,23 @@ pub struct OfferDone {
     pub result: Result<Sensitive<String>, RelayCallError>,
 }
 
+/// A call as the rest of signaling may see it (no names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSummary {
+    /// The call.
+    pub call: RoomId,
+    /// Its organisation.
+    pub tenant: TenantId,
+    /// The waiting or meeting room it belongs to.
+    pub room: RoomId,
+    /// Its relay, if placed.
+    pub relay: Option<NodeId>,
+    /// Clinicians in it.
+    pub clinicians: Vec<ClinicianId>,
+    /// How many participants it has.
+    pub participants: usize,
+}
+
 /// Someone entering a call.
 #[derive(Debug, Clone)]
 pub struct Joiner {

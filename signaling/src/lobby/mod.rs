@@ -244,6 +244,29 @@ impl Lobby {
         self.pull_calls();
     }
 
+    /// A WHIP/WHEP participant joined (`present`) or left `call`: roster only.
+    pub fn handle_external_member(
+        &mut self,
+        call: &RoomId,
+        participant: ParticipantId,
+        role: protocol::client::RosterRole,
+        display_name: protocol::Sensitive<String>,
+        present: bool,
+    ) {
+        if present {
+            self.calls
+                .external_joined(call, participant, role, display_name);
+        } else {
+            self.calls.leave(call, &participant);
+        }
+        self.pull_calls();
+    }
+
+    /// The organisation, room, relay and clinicians of `call`, if it exists.
+    pub fn call_summary(&self, call: &RoomId) -> Option<crate::calls::CallSummary> {
+        self.calls.summary(call)
+    }
+
     /// Relay events were lost (a slow lobby task): re-read the placements.
     pub fn handle_relay_events_lost(&mut self) {
         self.calls.resync();

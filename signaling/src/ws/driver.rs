@@ -8,15 +8,15 @@
 //! in its own task, so a slow relay blocks nobody; the answer comes back
 //! as an input) and feeds it the relay pool's events.
 
-use protocol::client::{ClientToSignaling, SignalingToClient};
-use protocol::{Region, Sensitive};
+use protocol::client::{ClientToSignaling, RosterRole, SignalingToClient};
+use protocol::{ParticipantId, Region, RoomId, Sensitive};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::audit::Audit;
-use crate::calls::{CallRelays, OfferDone, OfferJob};
+use crate::calls::{CallRelays, CallSummary, OfferDone, OfferJob};
 use crate::clock::Clock;
 use crate::lobby::{ConnId, Lobby, LobbyStats, Output, Peer};
 use crate::relays::RelayEvent;
@@ -59,6 +59,26 @@ pub enum Command {
     Disconnect {
         /// The connection.
         conn: ConnId,
+    },
+    /// A WHIP/WHEP participant joined or left a call (roster only).
+    ExternalMember {
+        /// The call.
+        call: RoomId,
+        /// The participant.
+        participant: ParticipantId,
+        /// Publisher or viewer.
+        role: RosterRole,
+        /// The name shown in the roster.
+        display_name: Sensitive<String>,
+        /// Joined (true) or left.
+        present: bool,
+    },
+    /// What signaling knows about a call (organisation, room, relay).
+    CallSummary {
+        /// The call.
+        call: RoomId,
+        /// Where to send it.
+        reply: oneshot::Sender<Option<CallSummary>>,
     },
     /// Current counts.
     Stats {
@@ -143,6 +163,16 @@ fn handle(
         Command::Disconnect { conn } => {
             routes.remove(&conn);
             lobby.handle_disconnect(conn, clock.now());
+        }
+        Command::ExternalMember {
+            call,
+            participant,
+            role,
+            display_name,
+            present,
+        } => lobby.handle_external_member(&call, participant, role, display_name, present),
+        Command::CallSummary { call, reply } => {
+            let _ = reply.send(lobby.call_summary(&call));
         }
         Command::Stats { reply } => {
             let _ = reply.send(lobby.stats());

@@ -24,12 +24,14 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::http::HeaderMap;
 use axum::http::header::{COOKIE, HOST, ORIGIN};
 use axum::response::Response;
-use protocol::Sensitive;
+use protocol::client::RosterRole;
+use protocol::{ParticipantId, RoomId, Sensitive};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::account_api::is_session_cookie;
 use crate::audit::Audit;
 use crate::auth::Auth;
+use crate::calls::CallSummary;
 use crate::clock::Clock;
 use crate::lobby::{ConnId, Lobby, LobbyStats};
 use driver::Command;
@@ -93,6 +95,39 @@ impl LobbyHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Stats { reply }).await.ok()?;
         rx.await.ok()
+    }
+
+    /// What signaling knows about `call` (its organisation, room, relay and
+    /// clinicians); `None` if there is no such call. For REST endpoints that
+    /// act on calls (e.g. issuing WHIP/WHEP tokens) to check the tenant.
+    pub async fn call_summary(&self, call: &RoomId) -> Option<CallSummary> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::CallSummary {
+            call: call.clone(),
+            reply,
+        };
+        self.tx.send(cmd).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// A WHIP publisher or WHEP viewer joined (`present`) or left `call`:
+    /// the call's roster shows it. Fire and forget.
+    pub async fn external_member(
+        &self,
+        call: &RoomId,
+        participant: &ParticipantId,
+        role: RosterRole,
+        display_name: &str,
+        present: bool,
+    ) {
+        let cmd = Command::ExternalMember {
+            call: call.clone(),
+            participant: participant.clone(),
+            role,
+            display_name: Sensitive::new(display_name.to_owned()),
+            present,
+        };
+        let _ = self.tx.send(cmd).await;
     }
 
     /// Whether the lobby task is running.

@@ -391,3 +391,32 @@ fn a_clinician_who_lost_the_connection_rejoins_by_admitting_again() {
         Some(ErrorCode::Conflict)
     );
 }
+
+#[test]
+fn whip_participants_show_in_the_roster_and_summaries_name_no_one() {
+    let (mut h, _fake, doc, pc, _p, call) = consultation(&["r1"]);
+    h.take(pc);
+    let publisher = ParticipantId::random();
+    let name = Sensitive::new("OBS".to_owned());
+    h.lobby
+        .handle_external_member(&call, publisher.clone(), RosterRole::Publisher, name, true);
+    h.drain();
+    let r = roster(&h.take(pc)).unwrap();
+    assert!(r.contains(&(publisher.clone(), RosterRole::Publisher, false)));
+    assert_eq!(roster(&h.take(doc)).map(|r| r.len()), Some(3));
+    let s = h.lobby.call_summary(&call).unwrap();
+    assert_eq!(s.tenant.as_str(), "a");
+    assert_eq!((s.room.as_str(), s.participants), ("a-gp", 3));
+    assert_eq!(s.relay, Some(node("r1")));
+    assert_eq!(s.clinicians.len(), 1);
+    let name = Sensitive::new(String::new());
+    h.lobby
+        .handle_external_member(&call, publisher, RosterRole::Publisher, name, false);
+    h.drain();
+    assert_eq!(roster(&h.take(pc)).map(|r| r.len()), Some(2));
+    assert!(
+        h.lobby
+            .call_summary(&RoomId::new("c-none").unwrap())
+            .is_none()
+    );
+}
