@@ -7,6 +7,10 @@
 const Anteroom = (() => {
   const PROTOCOL_VERSION = 1;
 
+  /** Test and diagnostics hook (no secrets): the current call and the
+   *  types of the last 50 messages received. */
+  const debug = { call: null, received: [] };
+
   /** The element with this id. */
   function $(id) {
     return document.getElementById(id);
@@ -87,7 +91,11 @@ const Anteroom = (() => {
         } catch (_) {
           return;
         }
-        if (msg && typeof msg.type === 'string') this.onMessage(msg);
+        if (msg && typeof msg.type === 'string') {
+          debug.received.push(msg.type);
+          if (debug.received.length > 50) debug.received.shift();
+          this.onMessage(msg);
+        }
       });
       ws.addEventListener('close', () => {
         if (this.ws !== ws) return;
@@ -192,8 +200,6 @@ const Anteroom = (() => {
     }
   }
 
-  /** Test and diagnostics hook (no secrets): the media state of the page. */
-  const debug = { call: null };
 
   return {
     PROTOCOL_VERSION, $, el, showOnly, announce, duration, Socket, api,

@@ -127,7 +127,7 @@
       this.names = new Map();
       this.chain = Promise.resolve();
       this.failTimer = null;
-      this.reported = -1;
+      this.own = null;
       this.stats = { framesDecoded: 0, generation: 0, quality: 'unknown', lost: 0, received: 0 };
       this.statsTimer = setInterval(() => this.sample(), 1000);
       this.localTile = makeTile('self', `${opts.selfLabel || 'You'} (you)`, true);
@@ -197,10 +197,14 @@
       const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [] });
       this.pc = pc;
       const local = this.opts.local;
+      // Our own m-lines carry what we publish; other people's media comes
+      // on the relay's m-lines (renegotiation), never on these.
+      this.own = new Set();
       for (const kind of ['audio', 'video']) {
         const track = local.getTracks().find((t) => t.kind === kind);
-        if (track) pc.addTransceiver(track, { direction: 'sendrecv', streams: [local] });
-        else pc.addTransceiver(kind, { direction: 'recvonly' });
+        this.own.add(track
+          ? pc.addTransceiver(track, { direction: 'sendrecv', streams: [local] })
+          : pc.addTransceiver(kind, { direction: 'recvonly' }));
       }
       const channel = pc.createDataChannel('anteroom');
       channel.onmessage = (ev) => this.onChannel(ev.data);
@@ -250,6 +254,7 @@
     }
 
     onTrack(ev) {
+      if (this.own && this.own.has(ev.transceiver)) return;
       const stream = ev.streams && ev.streams[0];
       const id = stream ? stream.id : `mid-${ev.transceiver.mid}`;
       if (id === this.self) return;

@@ -33,6 +33,7 @@ pub const PAGE_GUARD: Duration = Duration::from_secs(45);
 
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>;
 
+#[derive(Debug)]
 struct Inner {
     out: mpsc::UnboundedSender<String>,
     pending: Pending,
@@ -40,18 +41,11 @@ struct Inner {
 }
 
 /// One running Chromium.
+#[derive(Debug)]
 pub struct Browser {
     child: Child,
     inner: Arc<Inner>,
     dir: PathBuf,
-}
-
-impl std::fmt::Debug for Browser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Browser")
-            .field("pid", &self.child.id())
-            .finish()
-    }
 }
 
 impl Drop for Browser {
@@ -123,10 +117,10 @@ impl Browser {
             let mut url_tx = Some(url_tx);
             let mut log = std::fs::File::create(log_path).ok();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                    if let Some(tx) = url_tx.take() {
-                        let _ = tx.send(url.trim().to_owned());
-                    }
+                if let Some(url) = line.strip_prefix("DevTools listening on ")
+                    && let Some(tx) = url_tx.take()
+                {
+                    let _ = tx.send(url.trim().to_owned());
                 }
                 if let Some(f) = log.as_mut() {
                     use std::io::Write as _;
@@ -163,7 +157,7 @@ impl Browser {
                     continue;
                 };
                 let Some(inner) = reader.upgrade() else { break };
-                dispatch(&inner, v);
+                dispatch(&inner, &v);
             }
         });
         Ok(Self { child, inner, dir })
@@ -212,7 +206,7 @@ impl Browser {
     }
 }
 
-fn dispatch(inner: &Inner, v: Value) {
+fn dispatch(inner: &Inner, v: &Value) {
     if let Some(id) = v.get("id").and_then(Value::as_u64) {
         let tx = inner
             .pending
@@ -266,19 +260,11 @@ async fn call(inner: &Inner, session: Option<&str>, method: &str, params: Value)
 }
 
 /// One tab (page) of the browser.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Tab {
     inner: Arc<Inner>,
     session: String,
     context: String,
-}
-
-impl std::fmt::Debug for Tab {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tab")
-            .field("session", &self.session)
-            .finish()
-    }
 }
 
 impl Tab {
@@ -390,14 +376,16 @@ impl Tab {
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
-    /// Lets the page show desktop notifications.
+    /// Lets the page show desktop notifications (and leaves every other
+    /// permission as it was: `Browser.grantPermissions` would deny the rest,
+    /// camera and microphone included).
     pub async fn grant_notifications(&self, origin: &str) -> Result<()> {
         call(
             &self.inner,
             None,
-            "Browser.grantPermissions",
-            json!({"permissions": ["notifications"], "origin": origin,
-                   "browserContextId": self.context}),
+            "Browser.setPermission",
+            json!({"permission": {"name": "notifications"}, "setting": "granted",
+                   "origin": origin, "browserContextId": self.context}),
         )
         .await?;
         Ok(())
