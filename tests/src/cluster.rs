@@ -299,6 +299,16 @@ impl TestCluster {
         Ok((at, relay.spec))
     }
 
+    /// Freezes the relay with SIGSTOP: its control socket stays open but its
+    /// heartbeats stop (signaling must notice staleness). Returns the instant just
+    /// before the signal. The frozen process is killed with the cluster.
+    pub fn freeze_relay(&mut self, node: &str) -> Result<Instant> {
+        let relay = self.relay_mut(node)?;
+        let at = Instant::now();
+        relay.process.signal("-STOP")?;
+        Ok(at)
+    }
+
     /// Sends SIGTERM (the relay drains: no new rooms) and waits until it says so.
     pub async fn drain_relay(&mut self, node: &str) -> Result<()> {
         let relay = self.relay_mut(node)?;

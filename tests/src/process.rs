@@ -168,12 +168,17 @@ impl Process {
 
     /// Sends SIGTERM (the services drain on the first one).
     pub fn terminate(&self) -> Result<()> {
+        self.signal("-TERM")
+    }
+
+    /// Sends a signal by name (`-TERM`, `-STOP`, `-CONT`) to this process only.
+    pub fn signal(&self, name: &str) -> Result<()> {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([name, &self.pid().to_string()])
             .status()
-            .context("running kill -TERM")?;
+            .with_context(|| format!("running kill {name}"))?;
         if !status.success() {
-            bail!("kill -TERM {} failed", self.pid());
+            bail!("kill {name} {} failed", self.pid());
         }
         Ok(())
     }

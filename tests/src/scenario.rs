@@ -3,7 +3,7 @@
 //! the failover measurement (kill the relay carrying a call, time until media from
 //! the other party arrives through the new relay).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use protocol::client::{ClientToSignaling, SignalingToClient};
@@ -161,18 +161,29 @@ pub async fn kill_and_measure(
     clients: &[(&TestClient, &str)],
 ) -> Result<(Vec<Duration>, String)> {
     let (kill, _) = cluster.kill_relay(relay)?;
+    measure_resume(relay, kill, FAILOVER_BOUND, clients).await
+}
+
+/// The gap, per client, from `kill` to the first packet from `from` through a relay
+/// other than `relay`, and that relay (the same for all, or an error: never split).
+pub async fn measure_resume(
+    relay: &str,
+    kill: Instant,
+    bound: Duration,
+    clients: &[(&TestClient, &str)],
+) -> Result<(Vec<Duration>, String)> {
     let mut gaps = Vec::new();
     let mut new_relay = None;
     for (client, from) in clients {
         let p = client
             .media()
-            .wait_for(0, FAILOVER_BOUND, |p| {
+            .wait_for(0, bound, |p| {
                 p.from == *from && p.relay != relay && p.at >= kill
             })
             .await
             .with_context(|| {
                 format!(
-                    "{}: media from {from} did not resume within {FAILOVER_BOUND:?} of killing {relay}; \
+                    "{}: media from {from} did not resume within {bound:?} of losing {relay}; \
                      placements {:?}, errors {:?}",
                     client.tag(),
                     client.call_view().placements,

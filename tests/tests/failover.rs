@@ -8,7 +8,9 @@
 
 use tests::cluster::TestCluster;
 use tests::directory::NORTH;
-use tests::scenario::{consultation, kill_and_measure, two_way_media};
+use tests::scenario::{
+    FAILOVER_BOUND, consultation, kill_and_measure, measure_resume, two_way_media,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_relay_moves_the_call_to_its_sibling_then_to_the_other_region() -> anyhow::Result<()>
@@ -53,5 +55,27 @@ async fn killed_relay_moves_the_call_to_its_sibling_then_to_the_other_region() -
             client.tag()
         );
     }
+    Ok(())
+}
+
+/// A relay that goes silent (SIGSTOP: socket open, no heartbeats) is noticed as
+/// stale (3 missed beats of 1 s) and its call moves to the sibling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_relay_is_noticed_stale_and_its_call_moves() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start().await?;
+    let c = consultation(&cluster, "patient", NORTH.clinicians[0], None).await?;
+    let pairs = [
+        (&c.patient, c.clinician.tag()),
+        (&c.clinician, c.patient.tag()),
+    ];
+    let frozen = cluster.freeze_relay(&c.relay)?;
+    let (gaps, sibling) = measure_resume(&c.relay, frozen, FAILOVER_BOUND, &pairs).await?;
+    println!(
+        "SIGSTOP {} -> {sibling}: gaps patient {:?}, clinician {:?}",
+        c.relay, gaps[0], gaps[1]
+    );
+    assert!(sibling.starts_with("r-eu-"), "{sibling}");
+    assert_ne!(sibling, c.relay);
+    two_way_media(&c.patient, &c.clinician).await?;
     Ok(())
 }

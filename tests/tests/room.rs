@@ -1,6 +1,7 @@
 //! A 4-party room, Teams-style: the clinician invites an interpreter and a family
 //! member with single-use links; each waits until admitted, then everyone sees and
-//! hears everyone; the roster lists all four; a used link does not work twice.
+//! hears everyone; the roster lists all four; a used link does not work twice;
+//! when its relay is killed, all four resume together on one sibling.
 //!
 //! Opens WebRTC sockets: run inside the loopback namespace (scripts/test).
 #![allow(clippy::large_futures)] // webrtc-rs futures
@@ -10,11 +11,11 @@ use protocol::client::{ClientToSignaling, ErrorCode, RosterRole, SignalingToClie
 use tests::client::{PATIENCE, TestClient};
 use tests::cluster::TestCluster;
 use tests::directory::NORTH;
-use tests::scenario::{consultation, invite, receives_from};
+use tests::scenario::{consultation, invite, kill_and_measure, receives_from};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_party_room_with_an_invited_interpreter() -> anyhow::Result<()> {
-    let cluster = TestCluster::start().await?;
+    let mut cluster = TestCluster::start().await?;
     let c = consultation(&cluster, "patient", NORTH.clinicians[0], None).await?;
     let (interpreter, token) = invite(&cluster, &c.clinician, &c.call, "interpreter").await?;
     let (family, _) = invite(&cluster, &c.clinician, &c.call, "family").await?;
@@ -36,6 +37,20 @@ async fn four_party_room_with_an_invited_interpreter() -> anyhow::Result<()> {
     }
     let on_relay = cluster.participants_per_relay().await?;
     assert_eq!(on_relay.get(&c.relay), Some(&4), "{on_relay:?}");
+
+    // kill -9 its relay: all four move together to one sibling (never split).
+    let pairs = [
+        (&c.patient, "interpreter"),
+        (&c.clinician, "family"),
+        (&interpreter, "patient"),
+        (&family, c.clinician.tag()),
+    ];
+    let (gaps, sibling) = kill_and_measure(&mut cluster, &c.relay, &pairs).await?;
+    println!("4-party room {} -> {sibling}: gaps {gaps:?}", c.relay);
+    assert!(
+        sibling.starts_with("r-eu-") && sibling != c.relay,
+        "{sibling}"
+    );
 
     // Everyone's latest roster lists the four, with their roles.
     for client in everyone {
