@@ -207,3 +207,39 @@ async fn hello_accepts_a_region_hint() {
     c.expect_type("welcome").await;
     cs.server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_refused_offer_is_reported_to_the_client_only() {
+    let cs = start(false).await;
+    let mut relay = FakeRelay::register(cs.server.addr, "r-eu-1", "eu").await;
+    let (mut doc, _) = cs.server.clinician("dr-a").await;
+    let (mut patient, p, _) = cs.server.joined_patient("a-gp", "Ann", "cough").await;
+    let (pr, _) = admit_into_call(&mut doc, &mut patient, &p).await;
+    call_msg(
+        &mut patient,
+        "call_offer",
+        &pr.call,
+        json!({"sdp": "not sdp"}),
+    )
+    .await;
+    let SignalingToRelay::Offer { request, .. } = relay
+        .expect(|m| matches!(m, SignalingToRelay::Offer { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    let refused = RelayToSignaling::Refused {
+        request,
+        reason: "bad SDP".into(),
+    };
+    relay.send(&refused).await;
+    let err = patient.expect_type("error").await;
+    assert_eq!(err["code"], "bad_request");
+    assert!(
+        err["message"].as_str().unwrap().contains("bad SDP"),
+        "{err}"
+    );
+    let seen = doc.sync().await;
+    assert!(seen.iter().all(|v| v["type"] != "error"), "{seen:?}");
+    cs.server.stop().await.unwrap();
+}

@@ -200,8 +200,18 @@ impl Calls {
                 }
             }
             Err(e) => {
-                tracing::warn!(call = %call, node = %node, error = %e, "offer failed");
-                let msg = SignalingToClient::error(ErrorCode::NoRelay, e.to_string(), None);
+                // The relay's reason goes to the client only: it may quote the SDP.
+                let kind = match e {
+                    RelayCallError::Refused(_) => "refused",
+                    RelayCallError::Timeout => "timeout",
+                    RelayCallError::RelayGone => "relay gone",
+                };
+                tracing::warn!(call = %call, node = %node, kind, "offer failed");
+                let code = match e {
+                    RelayCallError::Refused(_) => ErrorCode::BadRequest,
+                    _ => ErrorCode::NoRelay,
+                };
+                let msg = SignalingToClient::error(code, e.to_string(), None);
                 self.send(conn, msg);
             }
         }
