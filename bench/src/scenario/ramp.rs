@@ -1,6 +1,7 @@
 //! `--ramp`: subscribers join slowly through the run; the capacity is the number of
 //! subscribers connected when loss first exceeded 1 % or p99 latency first exceeded the
-//! bound, for two seconds in a row (one bad second is often a keyframe burst).
+//! bound, for two seconds in a row (one bad second is often a keyframe burst), after a
+//! warm-up.
 
 use std::time::Instant;
 
@@ -16,6 +17,9 @@ pub struct RampConfig {
     pub rate: f64,
     /// p99 one-way latency bound, milliseconds.
     pub p99_bound_ms: f64,
+    /// Seconds at the start of the run that are not judged (the relay's bandwidth
+    /// estimate ramps up then, and paces every subscriber while it does).
+    pub warmup_s: u64,
 }
 
 /// What a ramp found.
@@ -50,8 +54,11 @@ pub fn capacity(
             None
         }
     };
-    // Only seconds that carried media count.
-    let active: Vec<&Point> = series.iter().filter(|p| p.rx_packets > 0).collect();
+    // Only seconds after the warm-up that carried media count.
+    let active: Vec<&Point> = series
+        .iter()
+        .filter(|p| p.rx_packets > 0 && p.t_s >= config.warmup_s)
+        .collect();
     let crossed = active
         .windows(2)
         .find(|w| why(w[0]).is_some() && why(w[1]).is_some() && w[1].t_s == w[0].t_s + 1)
@@ -103,9 +110,10 @@ mod tests {
         let joined: Vec<Instant> = (0..100)
             .map(|i| start + Duration::from_millis(i * 100))
             .collect(); // 10 per second
-        let cfg = RampConfig {
+        let mut cfg = RampConfig {
             rate: 10.0,
             p99_bound_ms: 50.0,
+            warmup_s: 0,
         };
         let series = vec![
             point(0, 0.0, 5.0),
@@ -126,5 +134,10 @@ mod tests {
         let out = capacity(&cfg, start, &joined, &calm);
         assert!(!out.crossed);
         assert_eq!(out.capacity, 100);
+
+        // Bad seconds inside the warm-up are not judged.
+        cfg.warmup_s = 6;
+        let out = capacity(&cfg, start, &joined, &series);
+        assert!(!out.crossed, "{out:?}");
     }
 }

@@ -150,6 +150,9 @@ pub struct FanoutArgs {
     /// With --ramp: subscribers joined per second.
     #[arg(long, default_value_t = 10.0)]
     pub ramp_rate: f64,
+    /// With --ramp: the first seconds of media are not judged (bandwidth ramp-up).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub ramp_warmup: Duration,
     /// Drop this percentage of each publisher's RTP on its way to the relay (a shim).
     #[arg(long, default_value_t = 0.0)]
     pub loss_pct: f64,
@@ -179,6 +182,7 @@ impl FanoutArgs {
             ramp: self.ramp.map(|ms| RampConfig {
                 rate: self.ramp_rate.clamp(0.1, 1000.0),
                 p99_bound_ms: f64::from(ms),
+                warmup_s: self.ramp_warmup.as_secs(),
             }),
             ..self.relay.config("fanout", &self.media, &self.common)
         }
