@@ -23,6 +23,7 @@
     idleTimer: null,
     lastActivity: Date.now(),
     dialogTarget: null,
+    idleWarning: false,
   };
   const alerts = new Anteroom.ArrivalAlerts();
   Anteroom.debug.alerts = alerts;
@@ -123,9 +124,15 @@
     const idle = Date.now() - state.lastActivity;
     if (idle >= idleMs) {
       showLogin('Your session has expired after a period of inactivity. Please sign in again.');
-    } else if (idle >= idleMs - 60000 && $('banner').hidden) {
-      $('banner').hidden = false;
-      $('banner').textContent = 'You will be signed out in under a minute because of inactivity. Use any button to stay signed in.';
+    } else if (idle >= idleMs - 60000) {
+      if ($('banner').hidden) {
+        state.idleWarning = true;
+        $('banner').hidden = false;
+        $('banner').textContent = 'You will be signed out in under a minute because of inactivity. Use any button to stay signed in.';
+      }
+    } else if (state.idleWarning) {
+      state.idleWarning = false;
+      $('banner').hidden = true;
     }
     renderWaits();
   }
