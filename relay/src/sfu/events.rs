@@ -32,7 +32,10 @@ impl Sfu {
                 dirty.sort_unstable();
                 dirty.dedup();
                 for key in dirty {
-                    self.negotiate(key);
+                    // WHEP players take no server offer: their lines are bound instead.
+                    if !self.whep_settle(key) {
+                        self.negotiate(key);
+                    }
                 }
             }
             if self.events.is_empty() && self.leaving.is_empty() {
@@ -47,6 +50,7 @@ impl Sfu {
             Event::Connected => self.on_connected(key),
             Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected)
             | Event::Closed => self.leaving.push((key, LeaveReason::Disconnected)),
+            Event::MediaAdded(m) if self.is_whep(key) => self.whep_media_added(key, &m),
             Event::MediaAdded(m) if receives(m.direction) => {
                 let rids = m
                     .simulcast

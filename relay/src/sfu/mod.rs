@@ -36,6 +36,12 @@
 //! the client's answer. One server offer is outstanding at a time; a client
 //! re-offer (same DTLS fingerprint) wins a glare and the server re-offers.
 //!
+//! A `subscriber`-role participant (a WHEP player: one offer, no channel for
+//! a server offer) never gets one. Its recvonly m-lines are answered
+//! sendonly and each shows a published track of its kind (the active
+//! speaker's, else the first publisher's), bound lazily and re-bound on the
+//! same m-line when that publisher leaves (`whep.rs`).
+//!
 //! # Data channel
 //!
 //! Text JSON objects up to 16 KiB. `{"type":"set_quality","publisher":ID,
@@ -62,6 +68,7 @@ mod speaker;
 pub mod testing;
 mod tick;
 mod types;
+mod whep;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -108,6 +115,8 @@ pub struct Sfu {
     last_tick: Instant,
     ticks: u64,
     next_track: u64,
+    /// WHEP players' m-lines and what they show (see `whep.rs`).
+    whep: whep::WhepLines,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -158,6 +167,7 @@ impl Sfu {
             last_tick: now,
             ticks: 0,
             next_track: 1,
+            whep: whep::WhepLines::default(),
         }
     }
 

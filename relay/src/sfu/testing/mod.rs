@@ -16,6 +16,7 @@
 mod join;
 mod meter;
 mod peer;
+mod whep;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,6 +31,7 @@ use str0m::{Event, Input, Output as RtcOutput};
 
 pub use meter::Meter;
 pub use peer::{Peer, Publish, Received, video_tag};
+pub use whep::Player;
 
 use super::{Output, Sfu, SfuConfig, SfuEvent};
 
