@@ -41,6 +41,13 @@ impl Calls {
         match msg {
             ClientToSignaling::CallOffer { sdp, .. } => {
                 let node = node.ok_or_else(waiting)?;
+                if let Some(m) = self
+                    .by_id
+                    .get_mut(&call)
+                    .and_then(|c| c.members.get_mut(&p))
+                {
+                    m.offered = Some(node.clone());
+                }
                 let grant = relays.grant(&call, &p, GrantRole::Participant, &node);
                 tracing::debug!(call = %call, participant = %p, node = %node, "forwarding offer");
                 self.out.push_back(Output::Offer(OfferJob {
@@ -102,6 +109,17 @@ impl Calls {
             );
             return;
         };
+        let offered = self
+            .by_id
+            .get(call)
+            .and_then(|c| c.members.get(p))
+            .and_then(|m| m.offered.clone());
+        if offered.is_some_and(|o| o != old) {
+            // Its failed connection was to a relay the call already left;
+            // the `relay_moved` it got (or gets) covers it.
+            tracing::debug!(call = %call, participant = %p, "ICE failure on a previous relay ignored");
+            return;
+        }
         tracing::info!(call = %call, participant = %p, node = %old, "client reported ICE failure");
         relays.relay_failed(call, &old);
         match self.place(call) {

@@ -92,6 +92,7 @@ impl Calls {
                 clinician: j.clinician,
                 audio_muted: false,
                 video_muted: false,
+                offered: None,
             },
         );
         if let Some(conn) = j.conn {

@@ -147,6 +147,10 @@ struct Member {
     clinician: Option<ClinicianId>,
     audio_muted: bool,
     video_muted: bool,
+    /// The relay of the member's last `call_offer`: an ICE failure reported
+    /// while this differs from the call's relay concerns a relay the member
+    /// was already moved away from.
+    offered: Option<NodeId>,
 }
 
 #[derive(Debug)]

@@ -420,3 +420,38 @@ fn whip_participants_show_in_the_roster_and_summaries_name_no_one() {
             .is_none()
     );
 }
+
+#[test]
+fn an_ice_failure_on_a_relay_already_left_does_not_restart_again() {
+    let (mut h, fake, _doc, pc, _p, call) = consultation(&["r1", "r2"]);
+    h.take(pc);
+    h.send(
+        pc,
+        C::CallOffer {
+            call: call.clone(),
+            sdp: "x".into(),
+        },
+    );
+    fake.kill("r1");
+    h.lobby.handle_relay_event(RelayEvent::CallMoved {
+        call: call.clone(),
+        from: node("r1"),
+        to: node("r2"),
+    });
+    h.drain();
+    assert_eq!(moved(&h.take(pc)), Some(node("r2")));
+    // The old peer connection's failure arrives before the new offer.
+    let out = h.send(pc, C::CallIceFailed { call: call.clone() });
+    assert!(out.is_empty(), "{out:?}");
+    assert!(!fake.log().iter().any(|l| l.starts_with("relay_failed")));
+    // Once it offered to r2, a failure is about r2.
+    h.send(
+        pc,
+        C::CallOffer {
+            call: call.clone(),
+            sdp: "x".into(),
+        },
+    );
+    let out = h.send(pc, C::CallIceFailed { call });
+    assert_eq!(moved(&out), Some(node("r2")));
+}
