@@ -120,6 +120,8 @@ pub struct LobbyStats {
     pub connections: usize,
     /// Seats (waiting, in consultation, or in their grace period).
     pub seats: usize,
+    /// Calls (consultations and meeting rooms' standing calls).
+    pub calls: usize,
 }
 
 /// A refused request: the code and message of the `error` reply.
@@ -215,6 +217,7 @@ impl Lobby {
         LobbyStats {
             connections: self.conns.len(),
             seats: self.seats.len(),
+            calls: self.calls.len(),
         }
     }
 

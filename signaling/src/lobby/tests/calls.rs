@@ -303,6 +303,7 @@ fn mute_updates_the_roster_of_everyone() {
 #[test]
 fn ending_returning_or_leaving_ends_the_call() {
     let (mut h, fake, doc, pc, p, call) = consultation(&["r1"]);
+    assert_eq!(h.lobby.stats().calls, 1);
     h.take(pc);
     let out = h.send(
         doc,
@@ -316,6 +317,7 @@ fn ending_returning_or_leaving_ends_the_call() {
     assert!(ended(&patient, &call));
     assert!(patient.iter().any(|m| matches!(m, S::ConsultationEnded)));
     assert!(fake.log().contains(&format!("close {call}")));
+    assert_eq!(h.lobby.stats().calls, 0, "the call is forgotten");
 
     let (mut h, _, doc, pc, p, call) = consultation(&["r1"]);
     h.take(pc);
