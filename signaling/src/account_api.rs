@@ -7,7 +7,7 @@
 //! the blocking pool, at most a few at a time so a login flood cannot
 //! exhaust memory (19 MiB each). Every response carries `Cache-Control: no-store`.
 
-mod http;
+pub(crate) mod http;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -48,6 +48,8 @@ pub enum AuditAction {
     AccountDisabled,
     /// An admin enabled an account.
     AccountEnabled,
+    /// A clinician was issued a WHIP/WHEP token for a call.
+    IngestTokenIssued,
 }
 
 /// One audit record. Build it with [`AuditEvent::new`] and the setters.

@@ -140,6 +140,11 @@ pub async fn serve(
         .route("/ws", get(ws::handler))
         .with_state(shared.clone())
         .merge(relays::router(services.relays.clone()))
+        .merge(relays::ingest_api::router(
+            &shared,
+            &services.relays,
+            &services.audit,
+        ))
         .merge(crate::http::router(shared.clone()))
         .merge(crate::metrics::router(
             shared.clone(),

@@ -10,9 +10,11 @@
 //! - `failover`: re-placing a dead relay's calls; the staleness sweep.
 //! - [`control_ws`]: the `/control` endpoint relays dial.
 //! - [`whip`]: `POST /whip/<call>` and `POST /whep/<call>`.
+//! - [`ingest_api`]: `POST /api/calls/<call>/ingest` (tokens for those).
 
 pub mod control_ws;
 mod failover;
+pub mod ingest_api;
 mod links;
 
 pub use links::{RegisterError, RelayLink};
