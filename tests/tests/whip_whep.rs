@@ -62,9 +62,6 @@ async fn whip_publisher_is_placed_and_bad_requests_are_refused() -> anyhow::Resu
 
 /// A WHEP player receives a WHIP publisher's audio and video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WHEP gets no media yet: the relay adds tracks only by a server re-offer \
-            (SfuEvent::Renegotiate), which a WHEP session cannot receive; it needs the \
-            relay to fill the player's recvonly m-lines in its answer (issue 4)"]
 async fn whep_player_receives_whip_media() -> anyhow::Result<()> {
     let cluster = TestCluster::start().await?;
     let call = RoomId::new("c-whep-e2e")?;
