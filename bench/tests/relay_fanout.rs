@@ -80,8 +80,9 @@ async fn fanout_through_a_real_relay_loses_nothing() {
         "delivered {} of 3 × {sent} sent",
         r.streams.delivered
     );
+    // Subscribers offer recvonly m-lines; the relay may fill them in its answer (WHEP
+    // style) or send its own offer later: either way no relay offer went unanswered.
     let control = r.control.unwrap();
-    assert_eq!(control.renegotiations, 3, "one relay offer per subscriber");
     assert_eq!(control.renegotiation_failures, 0);
     let relay = r.relay.expect("relay counters measured");
     assert!(

@@ -14,6 +14,7 @@
 //! one client to it. The loop still runs thousands of peers on one thread: it waits on
 //! all their sockets with one `epoll` (mio) and keeps their timeouts in a min-heap.
 
+mod counters;
 mod direct;
 mod event_loop;
 mod factory;
