@@ -10,10 +10,16 @@ mod support;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use calls_support::{CallServer, FakeRelay, admit_into_call, start};
-use protocol::{GrantRole, RoomId};
+use calls_support::{CallServer, FakeRelay, SECRET, admit_into_call, start};
+use std::sync::Arc;
+
+use protocol::{GrantRole, Region, RoomId};
 use serde_json::{Value, json};
-use support::GUARD;
+use signaling::config::Config;
+use signaling::directory::Directory;
+use signaling::relays::{RelayPool, RelaySettings};
+use signaling::server::Services;
+use support::{GUARD, PASSWORD, TestServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -289,4 +295,61 @@ async fn no_session_is_401_and_bad_input_is_400() {
             .all(|e| e["action"] != "ingest_token_issued")
     );
     cs.server.stop().await.unwrap();
+}
+
+/// A server whose organisations `org-a` (room `a-desk`, clinician `dr-a`,
+/// admin `adm-a`) and `org-b` (admin `adm-b`) include admins.
+async fn start_with_admins() -> TestServer {
+    let hash = signaling::auth::hash_password(PASSWORD);
+    let account = |id: &str, tenant: &str, role: &str| {
+        format!(
+            "[[clinician]]\nid = \"{id}\"\ntenant = \"{tenant}\"\nusername = \"{id}\"\n\
+             display_name = \"Dr {id}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
+        )
+    };
+    let toml = format!(
+        "[[tenant]]\nid = \"org-a\"\nname = \"Org A\"\n[[tenant]]\nid = \"org-b\"\nname = \"Org B\"\n\
+         [[room]]\nid = \"a-desk\"\ntenant = \"org-a\"\nname = \"Desk\"\n\
+         [[room]]\nid = \"b-desk\"\ntenant = \"org-b\"\nname = \"Desk\"\n{}{}{}",
+        account("dr-a", "org-a", "clinician"),
+        account("adm-a", "org-a", "admin"),
+        account("adm-b", "org-b", "admin"),
+    );
+    let directory = Arc::new(Directory::from_toml_str(&toml).expect("directory"));
+    TestServer::start_with(|s| {
+        let config = Config::parse_args(["signaling", "--config", "unused.toml"]).unwrap();
+        *s = Services::new(directory, s.audit.clone(), &config);
+        s.relays = RelayPool::new(RelaySettings::new(SECRET, Region::new("eu").unwrap()));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_admin_of_the_call_s_organisation_gets_a_token_without_being_in_it() {
+    let server = start_with_admins().await;
+    let _relay = FakeRelay::register(server.addr, "r-eu-1", "eu").await;
+    let (mut doc, _) = server.clinician("dr-a").await;
+    let (mut patient, p, _) = server.joined_patient("a-desk", "Ann", "").await;
+    let (pr, _) = admit_into_call(&mut doc, &mut patient, &p).await;
+    let body = r#"{"role":"subscriber"}"#;
+
+    let adm_a = server.login("adm-a");
+    let (status, _, reply) = ingest(server.addr, pr.call.as_str(), &adm_a, body).await;
+    assert_eq!(status, 200, "{reply}");
+    let adm_b = server.login("adm-b");
+    let (status, _, reply) = ingest(server.addr, pr.call.as_str(), &adm_b, body).await;
+    assert_eq!(status, 404, "another organisation's admin: {reply}");
+
+    let issued: Vec<Value> = server
+        .audit_json()
+        .into_iter()
+        .filter(|e| e["action"] == "ingest_token_issued")
+        .collect();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0]["actor"], "adm-a");
+    assert_eq!(
+        issued[0]["detail"],
+        json!(format!("call={} role=subscriber", pr.call))
+    );
+    server.stop().await.unwrap();
 }
