@@ -457,3 +457,30 @@ fn an_ice_failure_on_a_relay_already_left_does_not_restart_again() {
     let out = h.send(pc, C::CallIceFailed { call });
     assert_eq!(moved(&out), Some(node("r2")));
 }
+
+#[test]
+fn a_transfer_to_another_clinician_keeps_the_call_and_swaps_clinicians() {
+    let (mut h, _fake, doc, pc, p, call) = consultation(&["r1"]);
+    let doc2 = h.clinician("c2", "a");
+    h.take(pc);
+    let to = protocol::client::TransferTarget::Clinician(protocol::ClinicianId::new("c2").unwrap());
+    let out = h.send(
+        doc,
+        C::Transfer {
+            participant: p.clone(),
+            to,
+            request: Some(3),
+        },
+    );
+    assert!(ended(&out, &call), "{out:?}");
+    let (again, ..) = ready(&h.take(doc2)).expect("the new clinician joins the call");
+    assert_eq!(again, call);
+    let patient = h.take(pc);
+    assert!(
+        ready(&patient).is_none(),
+        "the patient stays connected: {patient:?}"
+    );
+    let r = roster(&patient).unwrap();
+    assert_eq!(r.len(), 2);
+    assert!(r.contains(&(p, RosterRole::Patient, false)));
+}
