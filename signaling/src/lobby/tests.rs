@@ -1,6 +1,7 @@
 //! Lobby state-machine tests on virtual time: plain `#[test]`s, no tokio.
 
 mod actions;
+mod call_changes;
 mod calls;
 mod flows;
 mod invites;
