@@ -3,7 +3,7 @@
 //!
 //! One task per client reads the socket, records every message in the client's inbox
 //! (tests await messages there) and plays the client's part of a call on its own:
-//! `call_ready`/`relay_moved` → a new webrtc-rs [`MediaPeer`] and `call_offer`;
+//! `call_ready`/`relay_moved` → a new webrtc-rs [`crate::media::MediaPeer`] and `call_offer`;
 //! `call_answer` → apply; `call_renegotiate` → `call_answer`; `call_ended` → close. When
 //! the peer connection fails before signaling has said anything, it sends
 //! `call_ice_failed`. Received media lands in the client's [`MediaLog`].
@@ -16,44 +16,20 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
 use protocol::client::{ClientToSignaling, RequestId, Role, SignalingToClient};
 use protocol::{PROTOCOL_VERSION, ParticipantId, Region, RoomId, Sensitive};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::cluster::TestCluster;
 use crate::directory::PASSWORD;
 use crate::http;
-use crate::media::{Direction, MediaLog, MediaPeer};
+use crate::media::MediaLog;
+
+mod agent;
+
+use agent::{Agent, Inbox};
 
 /// How long a test waits for an expected signaling message.
 pub const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Every message a client received, in order.
-#[derive(Debug, Clone)]
-struct Inbox {
-    messages: Arc<Mutex<Vec<SignalingToClient>>>,
-    count: watch::Sender<usize>,
-}
-
-impl Inbox {
-    fn new() -> Self {
-        Inbox {
-            messages: Arc::default(),
-            count: watch::channel(0).0,
-        }
-    }
-
-    fn push(&self, msg: SignalingToClient) {
-        let n = {
-            let Ok(mut m) = self.messages.lock() else {
-                return;
-            };
-            m.push(msg);
-            m.len()
-        };
-        self.count.send_replace(n);
-    }
-}
 
 /// Where a client's call stands (shared with its task).
 #[derive(Debug, Clone, Default)]
@@ -118,15 +94,13 @@ impl TestClient {
                 }
             }
         };
-        let agent = Agent {
-            tag: tag.to_owned(),
-            out: writer_out,
-            inbox: inbox.clone(),
-            media: media.clone(),
-            view: Arc::clone(&view),
-            peer: None,
-            ice_failed_sent: None,
-        };
+        let agent = Agent::new(
+            tag,
+            writer_out,
+            inbox.clone(),
+            media.clone(),
+            Arc::clone(&view),
+        );
         let task = tokio::spawn(async move {
             tokio::select! {
                 () = writer => {}
@@ -369,155 +343,4 @@ pub async fn login(cluster: &TestCluster, username: &str) -> Result<String> {
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
         .context("login reply has no token")
-}
-
-/// The per-client task: socket reader and call player.
-struct Agent {
-    tag: String,
-    out: mpsc::UnboundedSender<ClientToSignaling>,
-    inbox: Inbox,
-    media: MediaLog,
-    view: Arc<Mutex<CallView>>,
-    peer: Option<MediaPeer>,
-    /// The generation for which `call_ice_failed` was sent.
-    ice_failed_sent: Option<u32>,
-}
-
-type WsStream = futures_util::stream::SplitStream<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
->;
-
-impl Agent {
-    async fn run(mut self, mut stream: WsStream) {
-        loop {
-            let mut state = self.peer.as_ref().map(MediaPeer::watch_state);
-            let failed = async {
-                match &mut state {
-                    Some(s) => {
-                        let bad = s
-                            .wait_for(|s| {
-                                matches!(
-                                    s,
-                                    RTCPeerConnectionState::Failed
-                                        | RTCPeerConnectionState::Disconnected
-                                )
-                            })
-                            .await
-                            .is_err();
-                        if bad {
-                            // The connection is gone (closed by us): nothing to report.
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            let already = self.ice_failed_sent.is_some()
-                && self.ice_failed_sent == self.peer.as_ref().map(|p| p.generation);
-            tokio::select! {
-                frame = stream.next() => {
-                    let Some(Ok(frame)) = frame else { return };
-                    let Message::Text(text) = frame else { continue };
-                    match serde_json::from_str::<SignalingToClient>(text.as_str()) {
-                        Ok(msg) => {
-                            self.inbox.push(msg.clone());
-                            if let Err(e) = self.on_message(msg).await {
-                                self.error(format!("{e:#}"));
-                            }
-                        }
-                        Err(e) => self.error(format!("unparsable message: {e}")),
-                    }
-                }
-                () = failed, if !already => self.on_ice_failed(),
-            }
-        }
-    }
-
-    fn error(&self, e: String) {
-        eprintln!("client {}: {e}", self.tag);
-        if let Ok(mut v) = self.view.lock() {
-            v.errors.push(e);
-        }
-    }
-
-    fn on_ice_failed(&mut self) {
-        let (Some(peer), Some(call)) = (&self.peer, self.call()) else {
-            return;
-        };
-        self.ice_failed_sent = Some(peer.generation);
-        let _ = self.out.send(ClientToSignaling::CallIceFailed { call });
-    }
-
-    fn call(&self) -> Option<RoomId> {
-        self.view.lock().ok().and_then(|v| v.call.clone())
-    }
-
-    async fn on_message(&mut self, msg: SignalingToClient) -> Result<()> {
-        match msg {
-            SignalingToClient::CallReady {
-                call,
-                participant,
-                relay,
-                ..
-            } => {
-                if let Ok(mut v) = self.view.lock() {
-                    v.call = Some(call.clone());
-                    v.participant = Some(participant);
-                }
-                self.new_peer(call, relay.as_str()).await
-            }
-            SignalingToClient::RelayMoved { call, relay, .. } => {
-                self.new_peer(call, relay.as_str()).await
-            }
-            SignalingToClient::CallAnswer { sdp, .. } => {
-                let peer = self.peer.as_ref().context("call_answer without a peer")?;
-                peer.accept_answer(sdp).await?;
-                self.media.mark(peer.generation, "answered");
-                Ok(())
-            }
-            SignalingToClient::CallRenegotiate { call, sdp } => {
-                let peer = self.peer.as_ref().context("renegotiation without a peer")?;
-                let sdp = peer.answer_offer(sdp).await?;
-                self.media.mark(peer.generation, "renegotiated");
-                self.out
-                    .send(ClientToSignaling::CallAnswer { call, sdp })
-                    .map_err(|_| anyhow!("socket closed"))
-            }
-            SignalingToClient::CallEnded { .. } => {
-                if let Some(peer) = self.peer.take() {
-                    peer.close();
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Replaces the peer connection with a new one to `relay` and offers.
-    async fn new_peer(&mut self, call: RoomId, relay: &str) -> Result<()> {
-        let generation = self.peer.as_ref().map_or(0, |p| p.generation + 1);
-        if let Some(old) = self.peer.take() {
-            old.close();
-        }
-        self.media.mark(generation, "placed");
-        if let Ok(mut v) = self.view.lock() {
-            v.relay = Some(relay.to_owned());
-            v.generation = Some(generation);
-            v.placements.push((Instant::now(), relay.to_owned()));
-        }
-        let mut peer = MediaPeer::new(
-            &self.tag,
-            Direction::SendRecv,
-            generation,
-            relay,
-            self.media.clone(),
-        )
-        .await?;
-        let sdp = peer.offer().await?;
-        self.media.mark(generation, "offer_sent");
-        self.peer = Some(peer);
-        self.out
-            .send(ClientToSignaling::CallOffer { call, sdp })
-            .map_err(|_| anyhow!("socket closed"))
-    }
 }
