@@ -3,7 +3,9 @@
 //! admits (after the intake summary), and both tabs decode the other's video
 //! (`getStats()` inbound-rtp `framesDecoded` grows). Then the relay carrying
 //! the call is killed (SIGKILL): both tabs get `relay_moved`, build a new
-//! peer connection and decode video again, without a reload.
+//! peer connection and decode video again, without a reload. Finally an
+//! invitation link brings an interpreter into the same call (three-way
+//! grid), and ending the consultation ends it for the patient.
 //!
 //! Uses the tests crate's [`TestCluster`] (real `signaling` and `relay`
 //! binaries) and the CDP driver of the signaling web tests. Screenshots of
@@ -134,7 +136,6 @@ async fn patient_and_clinician_see_each_other_through_a_relay_and_survive_its_de
         .wait_for("document.getElementById('roster').textContent.includes('Alex Example')")
         .await?;
     patient.screenshot(&screenshot("patient-call.png")).await?;
-    doctor.screenshot(&screenshot("portal-call.png")).await?;
 
     // Kill the relay that carries the call.
     let per_relay = cluster.participants_per_relay().await?;
@@ -162,6 +163,49 @@ async fn patient_and_clinician_see_each_other_through_a_relay_and_survive_its_de
     let survivor = cluster.participants_per_relay().await?;
     assert_eq!(survivor.values().sum::<u64>(), 2, "{survivor:?}");
     assert!(!survivor.contains_key(&carrier));
+
+    // An invitation link brings a third person (an interpreter) into the
+    // same call once the clinician admits them: a three-way grid.
+    doctor.click("#btn-invite").await?;
+    doctor
+        .wait_for("document.getElementById('invite-link').value.includes('/i/')")
+        .await?;
+    let link = doctor
+        .eval("document.getElementById('invite-link').value")
+        .await?;
+    let guest = browser.tab(link.as_str().context("invite link")?).await?;
+    guest.wait_for(&visible("step-device")).await?;
+    guest.click("#device-next").await?;
+    guest.fill("#display-name", "Sam Interpreter").await?;
+    guest.click("#join").await?;
+    guest.wait_for(&visible("step-waiting")).await?;
+    let invitee = guest.eval("Anteroom.debug.seat.participant").await?;
+    let invitee = invitee.as_str().context("invitee id")?.to_owned();
+    let row = format!("[data-participant='{invitee}']");
+    doctor
+        .wait_for(&format!(
+            "(() => {{ const r = document.querySelector(\"{row}\"); return r && r.textContent.includes('invited to a call'); }})()"
+        ))
+        .await?;
+    doctor
+        .click(&format!("[data-key='admit-{invitee}']"))
+        .await?;
+    doctor
+        .wait_for("document.getElementById('dlg-admit').open")
+        .await?;
+    doctor.click("#admit-confirm").await?;
+    guest.wait_for(&visible("step-call")).await?;
+    await_decoding(&guest, 0).await?;
+    doctor
+        .wait_for("Anteroom.debug.call.tiles.size === 2 && document.getElementById('roster').textContent.includes('Sam Interpreter')")
+        .await?;
+    patient
+        .wait_for("Anteroom.debug.call.tiles.size === 2")
+        .await?;
+    doctor
+        .eval("document.activeElement.blur(); window.scrollTo(0, 0)")
+        .await?;
+    doctor.screenshot(&screenshot("portal-call.png")).await?;
 
     // Ending the consultation ends it for the patient too.
     doctor.click("#btn-end").await?;
