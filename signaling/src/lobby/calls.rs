@@ -1,19 +1,62 @@
 //! The lobby's side of calls: admitted seats go into calls (a new
 //! consultation, the invited call, or a meeting room's standing call), and
 //! leave them when the seat is released, returned or transferred. Invitees
-//! take a seat with an invite token. The calls themselves are [`Calls`]'s.
+//! take a seat with an invite token. Relay answers, relay events and
+//! WHIP/WHEP roster changes pass through to [`Calls`], which owns the calls.
 
 use std::time::Instant;
 
 use protocol::client::{ErrorCode, IntakeAnswers, LeftReason, RosterRole, SignalingToClient};
-use protocol::{ClinicianId, ParticipantId, Region, Sensitive};
+use protocol::{ClinicianId, ParticipantId, Region, RoomId, Sensitive};
 
 use super::seat::check_name;
 use super::{Conn, ConnId, Lobby, Reject, reject};
-use crate::calls::{CallKind, Joiner};
+use crate::calls::{CallKind, Joiner, OfferDone};
 use crate::directory::RoomKind;
+use crate::relays::RelayEvent;
 
 impl Lobby {
+    /// A relay answered (or failed to answer) an [`Output::Offer`].
+    pub fn handle_offer_done(&mut self, done: OfferDone) {
+        self.calls.handle_offer_done(done);
+        self.pull_calls();
+    }
+
+    /// An event of the relay pool (moves, orphans, renegotiation, relay up).
+    pub fn handle_relay_event(&mut self, event: RelayEvent) {
+        self.calls.handle_relay_event(event);
+        self.pull_calls();
+    }
+
+    /// A WHIP/WHEP participant joined (`present`) or left `call`: roster only.
+    pub fn handle_external_member(
+        &mut self,
+        call: &RoomId,
+        participant: ParticipantId,
+        role: protocol::client::RosterRole,
+        display_name: protocol::Sensitive<String>,
+        present: bool,
+    ) {
+        if present {
+            self.calls
+                .external_joined(call, participant, role, display_name);
+        } else {
+            self.calls.leave(call, &participant);
+        }
+        self.pull_calls();
+    }
+
+    /// The organisation, room, relay and clinicians of `call`, if it exists.
+    pub fn call_summary(&self, call: &RoomId) -> Option<crate::calls::CallSummary> {
+        self.calls.summary(call)
+    }
+
+    /// Relay events were lost (a slow lobby task): re-read the placements.
+    pub fn handle_relay_events_lost(&mut self) {
+        self.calls.resync();
+        self.pull_calls();
+    }
+
     /// The region a connection gave in `hello`.
     fn conn_region(&self, conn: ConnId) -> Option<Region> {
         match self.conns.get(&conn)? {

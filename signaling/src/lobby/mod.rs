@@ -39,9 +39,8 @@ use protocol::client::{
 use protocol::{ParticipantId, Region, RoomId, TenantId};
 
 use crate::audit::AuditEvent;
-use crate::calls::{CallRelays, Calls, OfferDone, OfferJob};
+use crate::calls::{CallRelays, Calls, OfferJob};
 use crate::directory::{Directory, RoomInfo};
-use crate::relays::RelayEvent;
 use room::RoomQueue;
 use seat::{Seat, TokenHash};
 
@@ -233,47 +232,6 @@ impl Lobby {
             Peer::Clinician(staff) => Conn::Clinician { staff, region },
         };
         self.conns.insert(conn, state);
-    }
-
-    /// A relay answered (or failed to answer) an [`Output::Offer`].
-    pub fn handle_offer_done(&mut self, done: OfferDone) {
-        self.calls.handle_offer_done(done);
-        self.pull_calls();
-    }
-
-    /// An event of the relay pool (moves, orphans, renegotiation, relay up).
-    pub fn handle_relay_event(&mut self, event: RelayEvent) {
-        self.calls.handle_relay_event(event);
-        self.pull_calls();
-    }
-
-    /// A WHIP/WHEP participant joined (`present`) or left `call`: roster only.
-    pub fn handle_external_member(
-        &mut self,
-        call: &RoomId,
-        participant: ParticipantId,
-        role: protocol::client::RosterRole,
-        display_name: protocol::Sensitive<String>,
-        present: bool,
-    ) {
-        if present {
-            self.calls
-                .external_joined(call, participant, role, display_name);
-        } else {
-            self.calls.leave(call, &participant);
-        }
-        self.pull_calls();
-    }
-
-    /// The organisation, room, relay and clinicians of `call`, if it exists.
-    pub fn call_summary(&self, call: &RoomId) -> Option<crate::calls::CallSummary> {
-        self.calls.summary(call)
-    }
-
-    /// Relay events were lost (a slow lobby task): re-read the placements.
-    pub fn handle_relay_events_lost(&mut self) {
-        self.calls.resync();
-        self.pull_calls();
     }
 
     /// A message from a connection that said hello.
