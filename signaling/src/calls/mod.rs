@@ -9,7 +9,7 @@
 //! messages and relay events. Relay work goes through [`CallRelays`]: the synchronous
 //! steps are called directly; an SDP offer becomes an [`OfferJob`] output
 //! that the lobby task runs and whose answer comes back as [`OfferDone`].
-//! Relay events ([`RelayEvent`]) come in through [`Calls::handle_relay_event`].
+//! Relay events ([`RelayEvent`](crate::relays::RelayEvent)) come in through [`Calls::handle_relay_event`].
 //!
 //! Isolation: a connection reaches a call only through its own membership;
 //! any other call id (another organisation's included) is `not_found`.

@@ -16,7 +16,7 @@ use crate::directory::RoomKind;
 use crate::relays::RelayEvent;
 
 impl Lobby {
-    /// A relay answered (or failed to answer) an [`Output::Offer`].
+    /// A relay answered (or failed to answer) an [`Output::Offer`](super::Output::Offer).
     pub fn handle_offer_done(&mut self, done: OfferDone) {
         self.calls.handle_offer_done(done);
         self.pull_calls();
