@@ -63,6 +63,7 @@ static ASSETS: &[Asset] = &[
     asset!("patient.js", JS),
     asset!("alerts.js", JS),
     asset!("portal-call.js", JS),
+    asset!("portal-dialogs.js", JS),
     asset!("portal.js", JS),
     asset!("admin.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
