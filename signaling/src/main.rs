@@ -113,6 +113,8 @@ async fn start_embedded_relay(
 /// made at this start; real passwords are never printed).
 fn print_banner(base: &str, demo: &DemoCredentials, relay: Option<&relay::RelayHandle>) {
     println!("Anteroom signaling (--dev) on {base}/");
+    println!("  patient page:  {base}/r/{}", demo.room);
+    println!("  clinicians:    {base}/portal   admin: {base}/admin");
     if let Some(relay) = relay {
         let udp: Vec<String> = relay.udp_addrs().iter().map(ToString::to_string).collect();
         println!(
