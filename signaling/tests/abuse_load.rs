@@ -102,6 +102,9 @@ async fn well_behaved_clients_stay_responsive_under_abuse() {
     let mut good = joined_patient(addr, &room, 0).await;
     // A well-behaved client stays under the rate limit (20/s): 10 per second.
     let mut pace = tokio::time::interval(Duration::from_millis(100));
+    // After a slow round trip, wait a full period again: the default (`Burst`)
+    // would fire the missed ticks back to back and exceed the limit itself.
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut baseline = Vec::new();
     for _ in 0..20 {
         pace.tick().await;
