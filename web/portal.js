@@ -171,7 +171,7 @@
         for (const r of msg.rooms) {
           const entries = new Map();
           for (const e of r.entries) entries.set(e.participant, stamp(e));
-          state.rooms.set(r.room, { room: r.room, name: r.name, hide_position: r.hide_position, entries });
+          state.rooms.set(r.room, { room: r.room, name: r.name, hide_position: r.hide_position, intake: r.intake || [], entries });
         }
         renderAll();
         break;
@@ -329,10 +329,20 @@
       el('div', { class: 'actions' }, ...actions));
   }
 
+  // Each answer under its question's label (from the room's `intake` in the
+  // snapshot), in the room's question order; unknown ids show as themselves.
   function intakeList(reply) {
-    const answers = Object.entries(reply.answers || {});
-    if (answers.length === 0) return [el('p', { text: 'No intake answers.' })];
-    return answers.flatMap(([q, a]) => [el('dt', { text: q }), el('dd', { text: a })]);
+    const answers = new Map(Object.entries(reply.answers || {}));
+    if (answers.size === 0) return [el('p', { text: 'No intake answers.' })];
+    const room = state.rooms.get(reply.room);
+    const rows = [];
+    for (const q of (room && room.intake) || []) {
+      if (!answers.has(q.id)) continue;
+      rows.push([q.label, answers.get(q.id)]);
+      answers.delete(q.id);
+    }
+    for (const [id, a] of answers) rows.push([id, a]);
+    return rows.flatMap(([label, a]) => [el('dt', { text: label }), el('dd', { text: a })]);
   }
 
   async function toggleIntake(p) {

@@ -208,6 +208,11 @@ async fn an_expired_session_returns_to_the_login_form() -> Result<()> {
         "document.getElementById('intake-{participant}').textContent.includes('Cough for a week')"
     ))
     .await?;
+    // The answer shows under its question's label, not the question id.
+    assert_eq!(
+        tab.text(&format!("#intake-{participant} dt")).await?,
+        "Why are you here?"
+    );
     tab.screenshot(&screenshot_path("portal-queue.png")).await?;
 
     // 21 minutes without a request: the session is over. The next action

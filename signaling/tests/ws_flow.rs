@@ -20,6 +20,12 @@ async fn full_patient_wait_admit_flow() {
         .map(|r| r["room"].clone())
         .collect();
     assert_eq!(rooms, [json!("a-gp"), json!("a-hidden"), json!("a-nurse")]);
+    // The snapshot carries each room's intake questions, so the portal can
+    // label the answers.
+    assert_eq!(
+        snap["rooms"][0]["intake"],
+        json!([{"id": "reason", "label": "Why are you here?", "required": true}])
+    );
 
     let (mut patient, p, _) = server
         .joined_patient("a-gp", "Ann Example", "a cough")

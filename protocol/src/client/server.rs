@@ -344,6 +344,10 @@ pub struct RoomQueue {
     pub hide_position: bool,
     /// Every seat, in queue order (admitted patients last).
     pub entries: Vec<QueueEntry>,
+    /// The room's intake questions, so clinicians can show each answer
+    /// (keyed by question id) under its label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intake: Vec<IntakeQuestion>,
 }
 
 /// Position and waiting time of one seat, in `waiting_times`.

@@ -50,6 +50,7 @@ impl Lobby {
                     name: info.name,
                     hide_position: info.hide_position,
                     entries,
+                    intake: info.intake,
                 }
             })
             .collect();
