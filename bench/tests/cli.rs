@@ -28,11 +28,17 @@ fn every_scenario_has_help() {
 }
 
 #[test]
-fn scenarios_needing_relays_refuse_without_results() {
-    let o = bench(&["failover", "--duration", "1s"]);
-    assert!(!o.status.success(), "failover must exit non-zero");
+fn failover_without_a_relay_binary_refuses_without_results() {
+    let o = bench(&[
+        "failover",
+        "--duration",
+        "10s",
+        "--relay-bin",
+        "/nonexistent/relay",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("not available yet: needs issue 4"), "{err}");
+    assert!(err.contains("relay binary"), "{err}");
     assert!(
         o.stdout.is_empty(),
         "failover printed results: no fake numbers"

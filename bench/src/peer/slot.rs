@@ -293,6 +293,7 @@ impl Slot {
         if !self.got_media {
             self.got_media = true;
             ctx.recorder.join.record(now - self.started);
+            ctx.recorder.first_media.push((self.peer.0, now));
         }
         let i = if let Some(i) = self.streams.iter().position(|s| s.stream == probe.stream) {
             i

@@ -151,6 +151,11 @@ impl RelayLink {
             .clone()
     }
 
+    /// Resolves once the relay's control connection has closed (the relay is gone).
+    pub async fn closed(&self) {
+        self.inner.out.closed().await;
+    }
+
     /// Counters of this link.
     pub fn counters(&self) -> LinkCounters {
         LinkCounters {

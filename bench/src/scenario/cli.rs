@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::failover_cli::{self, FailoverArgs};
 use super::lobby_cli::{self, LobbyArgs};
 use super::loopback::{self, LoopbackConfig};
 use super::relay_cli::{self, FanoutArgs, MeetingArgs};
-use super::unavailable;
 use crate::media::{AudioShape, VideoShape};
 use crate::report::{Report, progress};
 use crate::shim::ShimConfig;
-use crate::target::check_target;
 
 /// Load tests for Anteroom (or any WHIP/WHEP server) that behave like real users.
 #[derive(Debug, Parser)]
@@ -74,17 +73,11 @@ pub enum Scenario {
     /// a fill to K, then arrival/admit churn; join, position-update and admit latencies
     /// and signaling's memory (--pid).
     Lobby(LobbyArgs),
-    /// A running load, then a relay is killed; measures every participant's media gap.
-    /// Not available yet: needs issue 4.
-    Failover {
-        /// Command that kills a relay (run once, mid-load).
-        #[arg(long)]
-        kill_cmd: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-        #[command(flatten)]
-        common: Common,
-    },
+    /// A running load, then a relay is killed; measures every subscriber's media gap.
+    /// Bench starts two local relays, places R rooms × (1 publisher + S subscribers) on
+    /// relay A, kills it after --warmup (SIGKILL or --kill-command), re-places every
+    /// participant as a fresh peer on relay B and reports kill → first packet via B.
+    Failover(FailoverArgs),
 }
 
 /// `bench loopback` flags.
@@ -184,25 +177,14 @@ fn parse_ci(s: &str) -> Result<bool, String> {
 
 /// Runs the parsed command line; prints the report; returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
-    let (name, remote) = match &cli.scenario {
-        Scenario::Loopback(args) => return run_loopback(args).await,
-        Scenario::Fanout(a) => return relay_cli::run(a.config(), &a.relay, &a.common).await,
-        Scenario::Meeting(a) => {
-            return relay_cli::run(a.config(false), &a.relay, &a.common).await;
-        }
-        Scenario::Audio(a) => return relay_cli::run(a.config(true), &a.relay, &a.common).await,
-        Scenario::Lobby(a) => return lobby_cli::run(a).await,
-        Scenario::Failover { remote, .. } => ("failover", remote),
-    };
-    // Refuse a remote target first: that rule holds whatever the scenario.
-    if let Err(e) = check_target(&remote.target, remote.allow_remote) {
-        eprintln!("bench {name}: {e}");
-        return ExitCode::from(2);
+    match &cli.scenario {
+        Scenario::Loopback(args) => run_loopback(args).await,
+        Scenario::Fanout(a) => relay_cli::run(a.config(), &a.relay, &a.common).await,
+        Scenario::Meeting(a) => relay_cli::run(a.config(false), &a.relay, &a.common).await,
+        Scenario::Audio(a) => relay_cli::run(a.config(true), &a.relay, &a.common).await,
+        Scenario::Lobby(a) => lobby_cli::run(a).await,
+        Scenario::Failover(a) => failover_cli::run(a).await,
     }
-    if let Some(u) = unavailable(name) {
-        eprintln!("{u}");
-    }
-    ExitCode::from(3)
 }
 
 async fn run_loopback(args: &LoopbackArgs) -> ExitCode {

@@ -157,6 +157,8 @@ pub struct Recorder {
     pub produced: HashMap<StreamId, u64>,
     /// Highest sequence each receiver stream got (receiver side).
     pub tails: Vec<(StreamId, u64)>,
+    /// When each receiving peer (by `PeerId` number) got its first media packet.
+    pub first_media: Vec<(u32, Instant)>,
 }
 
 impl Recorder {
@@ -171,6 +173,7 @@ impl Recorder {
             peers: PeerTotals::default(),
             produced: HashMap::new(),
             tails: Vec::new(),
+            first_media: Vec::new(),
         }
     }
 
@@ -233,6 +236,7 @@ impl Recorder {
             *e = (*e).max(*n);
         }
         self.tails.extend_from_slice(&other.tails);
+        self.first_media.extend_from_slice(&other.first_media);
     }
 }
 
