@@ -66,7 +66,15 @@ fn relay_scenarios_say_what_is_missing_and_print_no_numbers() {
         assert!(stderr(&o).contains("relay binary"), "{s}: {}", stderr(&o));
         assert!(o.stdout.is_empty(), "{s} printed results");
     }
-    let o = bench(&["fanout", "--target", "whip://127.0.0.1:8080/whip/x"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["fanout", "--target", "whip://127.0.0.1:8080/whip/x"])
+        .env_remove("BENCH_WHIP_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--token"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    let o = bench(&["fanout", "--target", "ws://127.0.0.1:8080/ws"]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("not available yet"), "{}", stderr(&o));
     assert!(o.stdout.is_empty());

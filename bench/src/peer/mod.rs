@@ -19,6 +19,7 @@ mod direct;
 mod event_loop;
 mod factory;
 mod slot;
+mod whip;
 
 use std::fmt;
 use std::future::Future;
@@ -28,6 +29,7 @@ pub use direct::{DirectNegotiator, host_candidate, rewrite_candidate};
 pub use event_loop::{LiveCounters, LiveSnapshot, LoopConfig, LoopSender, PeerLoop};
 pub use factory::{PeerFactory, PendingPeer, ReadyPeer};
 pub use str0m::change::{SdpAnswer, SdpOffer};
+pub use whip::{Endpoint, HttpResponse, WhipNegotiator, http_request, parse_response};
 
 use crate::Result;
 use crate::media::{AudioShape, VideoShape};

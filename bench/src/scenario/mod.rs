@@ -11,6 +11,7 @@ pub mod loopback;
 pub mod ramp;
 pub mod relay_cli;
 pub mod sfu;
+pub mod whip_target;
 
 /// Why a scenario cannot run yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

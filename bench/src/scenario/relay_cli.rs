@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::cli::{Common, parse_duration};
 use super::ramp::RampConfig;
 use super::sfu::{self, RelaySetup, SfuConfig};
+use super::whip_target::{self, WhipArgs, WhipRun};
 use crate::media::{AudioShape, VideoShape};
 use crate::relayctl::default_relay_binary;
 use crate::report::progress;
@@ -66,8 +67,9 @@ pub struct RelayArgs {
     /// `--signaling ws://ADDR/control` and the same secret).
     #[arg(long)]
     pub relay_control: Option<SocketAddr>,
-    /// With --relay-control: the relay's pid (CPU and memory from /proc).
-    #[arg(long, requires = "relay_control")]
+    /// With --relay-control or a whip:// --target: the relay's pid (CPU and memory
+    /// from /proc).
+    #[arg(long)]
     pub relay_pid: Option<u32>,
     /// With --relay-control: the relay's metrics listener (forwarded packets).
     #[arg(long, requires = "relay_control")]
@@ -89,9 +91,12 @@ pub struct RelayArgs {
     /// New peers per second while joining.
     #[arg(long, default_value_t = 200)]
     pub join_rate: u32,
-    /// Not supported yet: load a WHIP/WHEP server or signaling instead of a relay.
+    /// `fanout` only: load a WHIP/WHEP server instead of a relay bench starts, e.g.
+    /// whip://127.0.0.1:8080/whip/<call> (signaling-placed ws:// calls: not yet).
     #[arg(long)]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub whip: WhipArgs,
 }
 
 impl RelayArgs {
@@ -232,9 +237,20 @@ pub async fn run(config: SfuConfig, relay: &RelayArgs, common: &Common) -> ExitC
             eprintln!("bench {name}: {e}");
             return ExitCode::from(2);
         }
+        if whip_target::is_whip_target(target) && name == "fanout" {
+            let run = WhipRun {
+                config,
+                target: target.clone(),
+                whip: relay.whip.clone(),
+                allow_remote: relay.allow_remote,
+                relay_pid: relay.relay_pid,
+            };
+            let show = progress::enabled(common.quiet, common.ci);
+            return finish(name, whip_target::run(&run, show).await, common);
+        }
         eprintln!(
-            "bench {name}: --target is not available yet (WHIP/WHEP and signaling-placed calls); \
-             without --target bench loads a relay directly. No load was generated."
+            "bench {name}: this --target is not available yet (only `fanout --target whip://…`; \
+             signaling-placed calls are not); without --target bench loads a relay directly. No load was generated."
         );
         return ExitCode::from(3);
     }
@@ -249,7 +265,12 @@ pub async fn run(config: SfuConfig, relay: &RelayArgs, common: &Common) -> ExitC
         return ExitCode::from(2);
     }
     let show = progress::enabled(common.quiet, common.ci);
-    let report = match sfu::run(&config, show).await {
+    finish(name, sfu::run(&config, show).await, common)
+}
+
+/// Writes a finished run's report; returns the exit code.
+fn finish(name: &str, report: crate::Result<crate::report::Report>, common: &Common) -> ExitCode {
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bench {name}: {e}");
