@@ -28,6 +28,10 @@ use crate::stats::Recorder;
 use crate::target::check_addr;
 use crate::{Error, Result};
 
+#[path = "failover_outcome.rs"]
+mod outcome;
+pub use outcome::FailoverOutcome;
+
 /// Most peers (per relay) one failover run may create.
 pub const MAX_PEERS: u32 = 5_000;
 /// Longest wait for relay A's control connection to drop after the kill.
@@ -81,7 +85,9 @@ impl FailoverConfig {
             return Err(Error::Config("failover needs subscribers".into()));
         }
         if self.warmup.is_zero() || self.after < Duration::from_secs(1) {
-            return Err(Error::Config("--warmup must be > 0 and --duration at least 1 s longer than --warmup".into()));
+            return Err(Error::Config(
+                "--warmup must be > 0 and --duration at least 1 s longer than --warmup".into(),
+            ));
         }
         if self.warmup + self.after > super::loopback::MAX_DURATION {
             return Err(Error::Config("warm-up + after must be ≤ 1 h".into()));
@@ -96,74 +102,6 @@ impl FailoverConfig {
             return Err(Error::Config("the relay secret needs ≥ 16 bytes".into()));
         }
         Ok(peers)
-    }
-}
-
-/// What the kill did to the subscribers.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct FailoverOutcome {
-    /// Subscribers that were receiving media from relay A when it was killed.
-    pub affected: u64,
-    /// Of those, how many received media again through relay B before the end.
-    pub recovered: u64,
-    /// Kill → relay A's control connection closed (what signaling notices), ms.
-    pub detect_ms: f64,
-    /// Kill → every participant's offer sent to relay B answered, ms.
-    pub replaced_ms: f64,
-    /// Media gap (kill → first packet via relay B) of recovered subscribers, ms.
-    pub gap_p50_ms: Option<f64>,
-    /// 95th percentile of the gap, ms.
-    pub gap_p95_ms: Option<f64>,
-    /// Longest gap, ms.
-    pub gap_max_ms: Option<f64>,
-    /// How the relay was killed: `SIGKILL` or `command`.
-    pub kill: &'static str,
-}
-
-impl FailoverOutcome {
-    /// Builds the outcome from each affected subscriber's gap (`None`: not recovered).
-    pub fn from_gaps(gaps: &[Option<Duration>], detect: Duration, replaced: Duration) -> Self {
-        let mut got: Vec<f64> = gaps
-            .iter()
-            .flatten()
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .collect();
-        got.sort_by(f64::total_cmp);
-        let rank = |q: f64| {
-            let n = got.len();
-            (n > 0).then(|| {
-                let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-                got.get(i).copied().unwrap_or_default()
-            })
-        };
-        FailoverOutcome {
-            affected: gaps.len() as u64,
-            recovered: got.len() as u64,
-            detect_ms: detect.as_secs_f64() * 1000.0,
-            replaced_ms: replaced.as_secs_f64() * 1000.0,
-            gap_p50_ms: rank(0.5),
-            gap_p95_ms: rank(0.95),
-            gap_max_ms: got.last().copied(),
-            kill: "SIGKILL",
-        }
-    }
-
-    /// The table lines printed under the run's report.
-    pub fn table(&self) -> String {
-        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0} ms"));
-        format!(
-            "failover ({kill})\n  subscribers affected  {a}\n  recovered on relay B  {r}\n  \
-             detected after        {d:.0} ms\n  re-placed after       {p:.0} ms\n  \
-             media gap p50/p95/max {p50} / {p95} / {max}",
-            kill = self.kill,
-            a = self.affected,
-            r = self.recovered,
-            d = self.detect_ms,
-            p = self.replaced_ms,
-            p50 = ms(self.gap_p50_ms),
-            p95 = ms(self.gap_p95_ms),
-            max = ms(self.gap_max_ms),
-        )
     }
 }
 
@@ -376,7 +314,7 @@ pub async fn run(config: &FailoverConfig) -> Result<(Report, FailoverOutcome)> {
     let on_a = collect(std::mem::take(&mut a.loops), start).await?;
     let on_b = collect(b.loops, start).await?;
     let per_room = config.subscribers + 1;
-    let is_subscriber = |p: u32| p % per_room != 0;
+    let is_subscriber = |p: u32| !p.is_multiple_of(per_room);
     // Affected: subscribers that were receiving from A. Their gap: kill → first
     // packet of their fresh peer on B (peer id + `peers`).
     let gaps: Vec<Option<Duration>> = on_a
@@ -425,60 +363,5 @@ pub async fn run(config: &FailoverConfig) -> Result<(Report, FailoverOutcome)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ms(v: u64) -> Option<Duration> {
-        Some(Duration::from_millis(v))
-    }
-
-    #[test]
-    fn gaps_give_nearest_rank_percentiles_and_count_the_unrecovered() {
-        let mut gaps: Vec<Option<Duration>> = (1..=20).map(|i| ms(i * 100)).collect();
-        gaps.push(None);
-        let o = FailoverOutcome::from_gaps(&gaps, Duration::from_millis(3), ms(900).unwrap());
-        assert_eq!((o.affected, o.recovered), (21, 20));
-        assert_eq!(o.gap_p50_ms, Some(1000.0));
-        assert_eq!(o.gap_p95_ms, Some(1900.0));
-        assert_eq!(o.gap_max_ms, Some(2000.0));
-        assert!(o.table().contains("recovered on relay B  20"));
-    }
-
-    #[test]
-    fn no_recovery_reports_no_gap_figures() {
-        let o = FailoverOutcome::from_gaps(&[None, None], Duration::ZERO, Duration::ZERO);
-        assert_eq!((o.affected, o.recovered), (2, 0));
-        assert_eq!(o.gap_max_ms, None);
-        assert!(o.table().contains("- / - / -"));
-    }
-
-    #[test]
-    fn refuses_rooms_without_subscribers_or_time_after_the_kill() {
-        let base = FailoverConfig {
-            rooms: 1,
-            subscribers: 2,
-            warmup: Duration::from_secs(2),
-            after: Duration::from_secs(5),
-            audio: Some(AudioShape::default()),
-            video: None,
-            threads: 1,
-            join_rate: 100,
-            binary: PathBuf::from("relay"),
-            workers: None,
-            log_dir: None,
-            kill_command: None,
-            secret: "0123456789abcdef".into(),
-        };
-        assert_eq!(base.validate().ok(), Some(3));
-        let none = FailoverConfig {
-            subscribers: 0,
-            ..base.clone()
-        };
-        assert!(none.validate().is_err());
-        let short = FailoverConfig {
-            after: Duration::from_millis(500),
-            ..base
-        };
-        assert!(short.validate().is_err());
-    }
-}
+#[path = "failover_tests.rs"]
+mod tests;
