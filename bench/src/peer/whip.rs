@@ -122,15 +122,18 @@ pub async fn http_request(
     tokio::time::timeout(HTTP_TIMEOUT, async {
         let mut stream = TcpStream::connect(endpoint.addr).await?;
         stream.set_nodelay(true)?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n",
-            endpoint.host
-        );
         let (ctype, bytes) = body.unwrap_or(("", &[]));
-        if !ctype.is_empty() {
-            head.push_str(&format!("Content-Type: {ctype}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", bytes.len()));
+        let ctype = if ctype.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {ctype}\r\n")
+        };
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close\r\n{ctype}Content-Length: {}\r\n\r\n",
+            endpoint.host,
+            bytes.len()
+        );
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(bytes).await?;
         let mut raw = Vec::new();

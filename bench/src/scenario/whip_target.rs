@@ -100,6 +100,13 @@ pub async fn run(run: &WhipRun, progress: bool) -> Result<Report> {
             Error::Config("a whip:// target needs --token (or BENCH_WHIP_TOKEN)".into())
         })?;
     let whep_token = run.whip.whep_token.clone().unwrap_or(whip_token.clone());
+    // Tokens go into a header line: nothing but visible ASCII.
+    if ![&whip_token, &whep_token]
+        .iter()
+        .all(|t| t.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(Error::Config("tokens must be visible ASCII".into()));
+    }
     let whip = Endpoint::parse(&run.target, run.allow_remote).await?;
     let whep = match &run.whip.whep_url {
         Some(url) => Endpoint::parse(url, run.allow_remote).await?,
