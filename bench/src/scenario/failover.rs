@@ -20,10 +20,11 @@ use protocol::RoomId;
 use crate::clock::process_cpu_time;
 use crate::media::{AudioShape, VideoShape};
 use crate::peer::{LoopConfig, PeerFactory, PeerId, PeerLoop, PeerRole, PublishSpec, join};
+use crate::relayctl::process::{cpu_of, forwarded_packets};
 use crate::relayctl::{
     ControlServer, LocalRelay, LocalRelaySpec, RelayLink, RelayNegotiator, RoomOf, memory_of,
 };
-use crate::report::{HarnessCpu, Report};
+use crate::report::{HarnessCpu, RelayCpu, Report};
 use crate::stats::Recorder;
 use crate::target::check_addr;
 use crate::{Error, Result};
@@ -285,6 +286,9 @@ pub async fn run(config: &FailoverConfig) -> Result<(Report, FailoverOutcome)> {
         loops: spawn("b")?,
     };
     let cpu_start = process_cpu_time();
+    let b_pid = b.relay.as_ref().map(LocalRelay::pid);
+    let b_metrics = b.relay.as_ref().map(LocalRelay::metrics);
+    let b_cpu_start = cpu_of(b_pid);
     let mut warnings = Vec::new();
     let failed_a = place(config, &a, 0, &factory).await;
     if failed_a > 0 {
@@ -305,6 +309,15 @@ pub async fn run(config: &FailoverConfig) -> Result<(Report, FailoverOutcome)> {
             "{failed_b} of {peers} peers failed to join relay B"
         ));
     }
+    tokio::time::sleep_until((timing.send_until + Duration::from_millis(300)).into()).await;
+    // Relay B's work: it forwards nothing before the kill, so this is the failover load.
+    let b_cpu = cpu_of(b_pid)
+        .zip(b_cpu_start)
+        .map(|(n, s)| n.saturating_sub(s));
+    let b_forwarded = match b_metrics {
+        Some(m) => forwarded_packets(m).await,
+        None => None,
+    };
     let relay_b_memory = b
         .relay
         .as_ref()
@@ -351,11 +364,13 @@ pub async fn run(config: &FailoverConfig) -> Result<(Report, FailoverOutcome)> {
     let parameters = serde_json::to_value(config).unwrap_or_default();
     let mut report = Report::new("failover", parameters, duration, &total, harness);
     report.relay_memory = relay_b_memory;
+    report.relay = b_cpu.zip(b_forwarded).map(|(c, f)| RelayCpu::new(c, f));
     report.harness_memory = memory_of("self");
     report.control = Some(b.link.counters());
     report.warnings.extend(warnings);
     report.warnings.push(
-        "loss and freezes count both relays: relay A's peers end at the kill, relay B's \
+        "relay CPU and memory are relay B's (it carries the load after the kill); \
+         loss and freezes count both relays: relay A's peers end at the kill, relay B's \
          fresh peers start at re-placement (the gap is in the failover section)"
             .into(),
     );
