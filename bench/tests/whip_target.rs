@@ -30,8 +30,12 @@ impl Drop for Signaling {
     }
 }
 
+/// `target/debug/signaling`, or `BENCH_SIGNALING_BIN` (measurements use release builds).
 fn signaling_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/signaling")
+    std::env::var_os("BENCH_SIGNALING_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/signaling"),
+        PathBuf::from,
+    )
 }
 
 /// Starts `signaling --dev` (embedded relay) and waits for its "listening on" line.
@@ -166,4 +170,39 @@ fn a_wrong_token_fails_before_any_load_and_reports_nothing() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("HTTP 401"), "{stderr}");
     assert!(out.stdout.is_empty(), "no numbers without a publisher");
+}
+
+/// The docs/benchmarks.md numbers: `BENCH_WHIP_SUBS` subscribers (default 50) for 10 s
+/// against `signaling --dev`; prints bench's table. Run with `--ignored --nocapture`;
+/// `BENCH_BIN` / `BENCH_SIGNALING_BIN` choose the binaries (e.g. release builds).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_fanout_against_signaling_dev() {
+    let signaling = start_signaling();
+    let call = RoomId::new("c-whipmeasure").unwrap();
+    let subs = std::env::var("BENCH_WHIP_SUBS").unwrap_or_else(|_| "50".into());
+    let bench = std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_bench").into());
+    let out = Command::new(bench)
+        .args([
+            "fanout",
+            "--target",
+            &format!("whip://{}/whip/{call}", signaling.base),
+            "--subscribers",
+            &subs,
+            "--duration",
+            "10s",
+            "--relay-pid",
+            &signaling.child.id().to_string(),
+            "--quiet",
+        ])
+        .env("BENCH_WHIP_TOKEN", token(&call, GrantRole::Publisher))
+        .env("BENCH_WHEP_TOKEN", token(&call, GrantRole::Subscriber))
+        .output()
+        .unwrap();
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
