@@ -32,7 +32,7 @@ fn contract(reg: &dyn NodeRegistry) {
     let ids: Vec<NodeId> = reg.nodes().into_iter().map(|r| r.node).collect();
     assert_eq!(ids, [node("a"), node("b")], "nodes come in id order");
 
-    // Placements count as reserved load until the next heartbeat.
+    // Placements count as reserved load until a heartbeat shows them as rooms.
     reg.set_placement(&room("c-2"), &node("a"));
     reg.set_placement(&room("c-1"), &node("a"));
     reg.set_placement(&room("c-1"), &node("a"));
@@ -45,6 +45,7 @@ fn contract(reg: &dyn NodeRegistry) {
     let beat = Heartbeat {
         load: RelayLoad {
             participants: 4,
+            rooms: 1,
             ..RelayLoad::default()
         },
         draining: true,
@@ -58,8 +59,19 @@ fn contract(reg: &dyn NodeRegistry) {
     let a = reg.get(&node("a")).unwrap();
     assert_eq!(
         (a.reserved, a.load.participants, a.draining, a.last_beat),
-        (0, 4, true, t1)
+        (1, 4, true, t1),
+        "a beat showing one of two placed calls keeps the other reserved"
     );
+    let both = Heartbeat {
+        load: RelayLoad {
+            participants: 4,
+            rooms: 2,
+            ..RelayLoad::default()
+        },
+        draining: true,
+    };
+    assert!(reg.heartbeat(&node("a"), &both, t1));
+    assert_eq!(reg.get(&node("a")).unwrap().reserved, 0);
 
     // Moving a call updates both nodes' call lists.
     reg.set_placement(&room("c-1"), &node("b"));

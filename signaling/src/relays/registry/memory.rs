@@ -42,13 +42,18 @@ impl NodeRegistry for MemoryRegistry {
 
     fn heartbeat(&self, node: &NodeId, beat: &Heartbeat, at: Instant) -> bool {
         let mut inner = self.lock();
+        let placed = inner.by_node.get(node).map_or(0, BTreeSet::len);
         let Some(record) = inner.nodes.get_mut(node) else {
             return false;
         };
         record.load = beat.load.clone();
         record.draining = beat.draining;
         record.last_beat = at;
-        record.reserved = 0;
+        // A call becomes a room on the relay only when its first offer
+        // arrives; until the beat shows it, keep counting it as expected load
+        // (resetting at every beat let two quick calls land on one relay).
+        let placed = u32::try_from(placed).unwrap_or(u32::MAX);
+        record.reserved = placed.saturating_sub(beat.load.rooms);
         true
     }
 

@@ -34,8 +34,9 @@ pub struct NodeRecord {
     pub draining: bool,
     /// When its last heartbeat (or its registration) arrived.
     pub last_beat: Instant,
-    /// Calls placed on it since its last heartbeat: their participants may
-    /// not show in `load` yet, so placement counts them as expected load.
+    /// Calls placed on it that its last heartbeat did not show yet (placed
+    /// calls minus reported rooms): their participants are not in `load`, so
+    /// placement counts them as expected load.
     pub reserved: u32,
 }
 
@@ -94,7 +95,8 @@ pub trait NodeRegistry: Send + Sync + fmt::Debug {
     /// Adds or replaces the record of `record.node`.
     fn upsert(&self, record: NodeRecord);
 
-    /// Records a heartbeat at `at` (load, draining; resets `reserved`).
+    /// Records a heartbeat at `at` (load, draining; `reserved` becomes the
+    /// placed calls the beat does not show as rooms yet).
     /// Returns false if the node is unknown.
     fn heartbeat(&self, node: &NodeId, beat: &Heartbeat, at: Instant) -> bool;
 
