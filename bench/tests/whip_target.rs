@@ -30,10 +30,20 @@ impl Drop for Signaling {
     }
 }
 
-/// `target/debug/signaling`, or `BENCH_SIGNALING_BIN` (measurements use release builds).
+/// The `signaling` binary built next to this test (`target/<profile>/`, wherever
+/// the target directory is), or `BENCH_SIGNALING_BIN` (measurements use release
+/// builds).
 fn signaling_bin() -> PathBuf {
     std::env::var_os("BENCH_SIGNALING_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/signaling"),
+        || {
+            // This test runs as target/<profile>/deps/whip_target-<hash>.
+            let exe = std::env::current_exe().expect("test binary path");
+            let profile = exe
+                .parent()
+                .and_then(std::path::Path::parent)
+                .expect("test binary under target/<profile>/deps");
+            profile.join("signaling")
+        },
         PathBuf::from,
     )
 }
