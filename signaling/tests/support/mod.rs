@@ -359,21 +359,42 @@ impl Client {
     }
 }
 
-/// One HTTP/1.1 request over a fresh connection; returns the status code,
-/// the raw head and the body.
+/// One HTTP/1.1 request over a fresh connection with a JSON body (if any);
+/// returns the status code, the raw head and the body.
 pub async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let body = body.map(Value::to_string).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    http_raw(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .await
+}
+
+/// One HTTP/1.1 request with extra `headers` and a raw `body`; returns the
+/// status code, the raw head and the body.
+pub async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use std::fmt::Write as _;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        let _ = write!(req, "{k}: {v}\r\n");
+    }
+    let _ = write!(req, "Content-Length: {}\r\n\r\n{body}", body.len());
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = Vec::new();
