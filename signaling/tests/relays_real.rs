@@ -4,12 +4,14 @@
 //! to the other. Real-media failover is tested end to end in `tests/`.
 
 mod relays_support;
+mod support;
 
 use std::time::Duration;
 
 use protocol::GrantRole;
-use relays_support::{GUARD, SECRET, Server, header, http, next_event, node, room};
+use relays_support::{GUARD, SECRET, Server, header, next_event, node, room};
 use signaling::relays::RelayEvent;
+use support::http_raw as http;
 
 /// A relay in `region` registering with `server`.
 async fn relay(server: &Server, id: &str, region: &str) -> relay::RelayHandle {

@@ -3,15 +3,17 @@
 //! `PATCH` trickles candidates; `DELETE` ends the session; bad tokens get 401.
 
 mod relays_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use protocol::control::{RelayToSignaling, SignalingToRelay};
 use protocol::{Grant, GrantRole};
-use relays_support::{FakeRelay, SECRET, Server, header, http, next_event, node, room, unix_now};
+use relays_support::{FakeRelay, SECRET, Server, header, next_event, node, room, unix_now};
 use signaling::relays::RelayEvent;
 use signaling::relays::whip::mint_ingest_token;
+use support::http_raw as http;
 use tokio::task::JoinHandle;
 
 const TTL: Duration = Duration::from_secs(60);

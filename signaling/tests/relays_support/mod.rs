@@ -225,39 +225,6 @@ impl FakeRelay {
     }
 }
 
-/// One HTTP/1.1 request with extra headers; returns status, head and body.
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    use std::fmt::Write as _;
-
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        let _ = write!(req, "{k}: {v}\r\n");
-    }
-    let _ = write!(req, "Content-Length: {}\r\n\r\n{body}", body.len());
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(GUARD, s.read_to_end(&mut out))
-        .await
-        .expect("reply in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
-}
-
 /// A header's value from a response head (case-insensitive name).
 pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| {
