@@ -11,6 +11,8 @@
 //! Calls (issue 4): after `admitted`, both parties get `call_ready` and
 //! exchange SDP with the relay through this socket (`call_offer`,
 //! `call_answer`, `call_candidate`, `call_renegotiate`); see [`calls`].
+//! The patient page's connection test uses the same SDP path on a
+//! throwaway call (`connection_test_start` → `connection_test_ready`).
 
 use std::collections::BTreeMap;
 
@@ -224,6 +226,22 @@ pub enum ClientToSignaling {
         token: Sensitive<String>,
         /// The name others see.
         display_name: Sensitive<String>,
+    },
+    /// Patients (before or after joining): a throwaway placement on a relay
+    /// to test the connection (the device check). Reply
+    /// `connection_test_ready`; then `call_offer`/`call_candidate` with its
+    /// call id as in a call. No seat is taken; one test at a time per
+    /// connection; it ends on `connection_test_stop`, on disconnect, or
+    /// after 60 s (`call_ended`).
+    ConnectionTestStart {
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+    },
+    /// Patients: end the connection test `call` (its relay room is closed).
+    ConnectionTestStop {
+        /// The test's call id (`t-…`).
+        call: RoomId,
     },
 }
 

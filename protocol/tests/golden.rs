@@ -114,6 +114,7 @@ fn client_fixtures_round_trip() {
         "roster",
         "call_ended",
         "invite_created",
+        "connection_test_ready",
     ];
     let server_types: BTreeSet<String> = server_types.iter().map(|t| (*t).to_owned()).collect();
     assert_eq!(

@@ -27,6 +27,8 @@ impl ClientToSignaling {
         "call_leave",
         "create_invite",
         "join_invite",
+        "connection_test_start",
+        "connection_test_stop",
     ];
 
     /// The message's `type` tag.
@@ -52,6 +54,8 @@ impl ClientToSignaling {
             Self::CallLeave { .. } => "call_leave",
             Self::CreateInvite { .. } => "create_invite",
             Self::JoinInvite { .. } => "join_invite",
+            Self::ConnectionTestStart { .. } => "connection_test_start",
+            Self::ConnectionTestStop { .. } => "connection_test_stop",
         }
     }
 
@@ -70,7 +74,9 @@ impl ClientToSignaling {
             | Self::Join { .. }
             | Self::Resume { .. }
             | Self::Leave
-            | Self::JoinInvite { .. } => Some(Role::Patient),
+            | Self::JoinInvite { .. }
+            | Self::ConnectionTestStart { .. }
+            | Self::ConnectionTestStop { .. } => Some(Role::Patient),
             _ => Some(Role::Clinician),
         }
     }
@@ -93,7 +99,8 @@ impl ClientToSignaling {
             | Self::Transfer { request, .. }
             | Self::ReturnToQueue { request, .. }
             | Self::EndConsultation { request, .. }
-            | Self::CreateInvite { request, .. } => *request,
+            | Self::CreateInvite { request, .. }
+            | Self::ConnectionTestStart { request } => *request,
             _ => None,
         }
     }
@@ -120,6 +127,7 @@ impl ClientToSignaling {
             | Self::CallIceFailed { call }
             | Self::CallMute { call, .. }
             | Self::CallLeave { call }
+            | Self::ConnectionTestStop { call }
             | Self::CreateInvite { call, .. } => Some(call),
             _ => None,
         }

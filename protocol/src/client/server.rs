@@ -30,6 +30,10 @@ pub enum SignalingToClient {
         intake: Vec<IntakeQuestion>,
         /// Whether the room hides the queue position from patients.
         hide_position: bool,
+        /// The room is closed: `join` is refused with `room_closed`
+        /// (absent when false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        closed: bool,
     },
     /// Patients: the seat is taken (after `join` or `resume`).
     Joined {
@@ -206,6 +210,21 @@ pub enum SignalingToClient {
         /// The call.
         call: RoomId,
     },
+    /// Patients: reply to `connection_test_start`: a throwaway call on
+    /// `relay`; send `call_offer` with `call` as after `call_ready`.
+    ConnectionTestReady {
+        /// Echoes the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+        /// The test's call id (`t-…`), on no waiting room.
+        call: RoomId,
+        /// Your id in it.
+        participant: ParticipantId,
+        /// The relay signaling chose (as it would for a call).
+        relay: NodeId,
+        /// Signed grant for `call` on `relay` (short-lived; never logged).
+        grant: Sensitive<String>,
+    },
     /// Clinicians: reply to `create_invite`.
     InviteCreated {
         /// Echoes the request id.
@@ -267,6 +286,8 @@ pub enum ErrorCode {
     NoRelay,
     /// The invite is unknown, used or expired.
     InviteInvalid,
+    /// The waiting room is closed to new patients.
+    RoomClosed,
 }
 
 impl ErrorCode {
