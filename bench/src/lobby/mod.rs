@@ -69,7 +69,7 @@ pub struct LobbyConfig {
 }
 
 impl LobbyConfig {
-    fn validate(&self) -> Result<SocketAddr> {
+    pub(crate) fn validate(&self) -> Result<SocketAddr> {
         if !(1..=MAX_PATIENTS).contains(&self.patients) || self.fill_rate == 0 {
             return Err(Error::Config(format!(
                 "patients must be 1..={MAX_PATIENTS} and fill rate > 0"

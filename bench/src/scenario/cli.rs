@@ -22,6 +22,11 @@ pub struct Cli {
     /// The scenario to run.
     #[command(subcommand)]
     pub scenario: Scenario,
+    /// Only check the flags and environment (target guard, relay binary, output
+    /// directories) and exit: prints `config ok` (exit 0) or the problem (exit 2).
+    /// Starts nothing and contacts nobody.
+    #[arg(long, global = true)]
+    pub check_config: bool,
 }
 
 /// Flags every scenario shares.
@@ -177,6 +182,18 @@ fn parse_ci(s: &str) -> Result<bool, String> {
 
 /// Runs the parsed command line; prints the report; returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
+    if cli.check_config {
+        return match super::check::check(&cli) {
+            Ok(()) => {
+                println!("config ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("bench: config error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match &cli.scenario {
         Scenario::Loopback(args) => run_loopback(args).await,
         Scenario::Fanout(a) => relay_cli::run(a.config(), &a.relay, &a.common).await,

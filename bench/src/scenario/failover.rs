@@ -74,7 +74,7 @@ pub struct FailoverConfig {
 }
 
 impl FailoverConfig {
-    fn validate(&self) -> Result<u32> {
+    pub(crate) fn validate(&self) -> Result<u32> {
         let peers = self
             .rooms
             .checked_mul(self.subscribers.saturating_add(1))

@@ -65,7 +65,7 @@ impl Default for LoopbackConfig {
 }
 
 impl LoopbackConfig {
-    fn validate(&self) -> Result<u32> {
+    pub(crate) fn validate(&self) -> Result<u32> {
         let pairs = self
             .publishers
             .checked_mul(self.subscribers)

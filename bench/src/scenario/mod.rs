@@ -3,6 +3,7 @@
 //! (two local relays, [`failover`]) work; scenarios that cannot run yet say so and
 //! exit non-zero rather than report anything.
 
+pub mod check;
 pub mod cli;
 pub mod failover;
 pub mod failover_cli;

@@ -96,7 +96,7 @@ pub struct SfuConfig {
 }
 
 impl SfuConfig {
-    fn validate(&self) -> Result<u32> {
+    pub(crate) fn validate(&self) -> Result<u32> {
         let per_room = self.publishers.saturating_add(self.subscribers);
         let peers = self
             .rooms
