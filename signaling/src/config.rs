@@ -103,6 +103,13 @@ pub struct Config {
     #[arg(long, env = "ANTEROOM_RELAY_HEARTBEAT_MS", default_value_t = 1000)]
     pub heartbeat_ms: u64,
 
+    /// Share state with other signaling nodes through this Redis
+    /// (`redis://[:password@]host:port[/db]`, see docs/operations.md).
+    /// Without it everything stays in this process's memory and no Redis is
+    /// needed. Prefer the environment variable when the URL holds a password.
+    #[arg(long, env = "ANTEROOM_REDIS_URL", hide_env_values = true, value_name = "URL", value_parser = parse_redis_url)]
+    pub redis_url: Option<Sensitive<String>>,
+
     /// TLS (HTTPS/WSS) flags: see [`crate::tls::TlsArgs`].
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
@@ -117,6 +124,13 @@ pub const MIN_RELAY_SECRET_LEN: usize = 16;
 
 #[allow(clippy::unnecessary_wraps)] // clap's value_parser signature
 fn parse_secret(s: &str) -> Result<Sensitive<String>, String> {
+    Ok(Sensitive::new(s.to_owned()))
+}
+
+/// Wraps the Redis URL unchecked: clap would echo a refused value (and a
+/// URL may hold a password), so [`Config::validate`] checks it instead.
+#[allow(clippy::unnecessary_wraps)] // clap's value_parser signature
+fn parse_redis_url(s: &str) -> Result<Sensitive<String>, String> {
     Ok(Sensitive::new(s.to_owned()))
 }
 
@@ -170,6 +184,9 @@ impl Config {
         }
         if !(100..=60_000).contains(&self.heartbeat_ms) {
             return bad("--heartbeat-ms must be 100..=60000");
+        }
+        if let Some(url) = &self.redis_url {
+            crate::store::parse_url(url.expose())?;
         }
         self.tls.validate(self.dev)?;
         Ok(())
@@ -232,6 +249,28 @@ mod tests {
         assert_eq!(c.region.as_str(), "local");
         assert!(c.region_order.is_empty());
         assert_eq!(c.relay_settings().heartbeat, Duration::from_secs(1));
+        assert!(c.redis_url.is_none(), "no Redis unless asked for");
+    }
+
+    #[test]
+    fn redis_url_is_accepted_and_never_printed() {
+        let c = Config::parse_args([
+            "signaling",
+            "--dev",
+            "--redis-url",
+            "redis://:hunter2secret@127.0.0.1:6379/0",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.redis_url.as_ref().map(|u| u.expose().as_str()),
+            Some("redis://:hunter2secret@127.0.0.1:6379/0")
+        );
+        assert!(!format!("{c:?}").contains("hunter2secret"));
+        let err = Config::parse_args(["signaling", "--dev", "--redis-url", "redis://:pw@"])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(":pw@"), "{err}");
     }
 
     #[test]
@@ -274,6 +313,8 @@ mod tests {
             &["signaling", "--dev", "--region", "a b"],
             &["signaling", "--dev", "--region-order", "eu,,us"],
             &["signaling", "--dev", "--heartbeat-ms", "10"],
+            &["signaling", "--dev", "--redis-url", "http://127.0.0.1:6379"],
+            &["signaling", "--dev", "--redis-url", "not a url"],
         ] {
             assert!(Config::parse_args(args).is_err(), "{args:?}");
         }

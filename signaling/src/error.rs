@@ -18,4 +18,7 @@ pub enum Error {
     /// An I/O operation failed (bind, serve, files).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The shared state store (Redis, `--redis-url`) failed or is unreachable.
+    #[error("shared state (Redis): {0}")]
+    Redis(String),
 }

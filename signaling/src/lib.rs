@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod relays;
 pub mod server;
+pub mod store;
 pub mod tls;
 pub mod web;
 pub mod ws;

@@ -102,3 +102,67 @@ fn contract(reg: &dyn NodeRegistry) {
 fn the_memory_registry_keeps_the_contract() {
     contract(&MemoryRegistry::new());
 }
+
+#[test]
+fn the_redis_registry_keeps_the_contract() {
+    use signaling::store::RedisHandle;
+    use signaling::store::redis_server::RedisServer;
+    use signaling::store::registry::RedisRegistry;
+
+    let server = RedisServer::start().expect("a private redis-server");
+    contract(&RedisRegistry::new(
+        RedisHandle::new(&server.url()).expect("url"),
+    ));
+}
+
+#[test]
+fn two_nodes_share_one_redis_registry() {
+    use signaling::store::RedisHandle;
+    use signaling::store::redis_server::RedisServer;
+    use signaling::store::registry::RedisRegistry;
+
+    let server = RedisServer::start().expect("a private redis-server");
+    let node_a = RedisRegistry::new(RedisHandle::new(&server.url()).expect("url"));
+    let node_b = RedisRegistry::new(RedisHandle::new(&server.url()).expect("url"));
+    let t0 = Instant::now();
+    node_a.upsert(record("r-1", t0));
+    node_a.set_placement(&room("c-1"), &node("r-1"));
+    let seen = node_b
+        .get(&node("r-1"))
+        .expect("node B sees node A's relay");
+    // Each node pins its own Instant to wall time: they agree to well
+    // within a millisecond (across machines: as well as NTP keeps them).
+    let skew = seen
+        .last_beat
+        .max(t0)
+        .duration_since(seen.last_beat.min(t0));
+    assert!(skew < Duration::from_millis(1), "{skew:?}");
+    assert_eq!(node_b.placement(&room("c-1")), Some(node("r-1")));
+    assert_eq!(node_b.remove_placement(&room("c-1")), Some(node("r-1")));
+    assert_eq!(node_a.placement(&room("c-1")), None);
+}
+
+#[test]
+fn the_redis_registry_survives_a_redis_restart() {
+    use signaling::store::RedisHandle;
+    use signaling::store::redis_server::RedisServer;
+    use signaling::store::registry::RedisRegistry;
+
+    let mut server = RedisServer::start().expect("a private redis-server");
+    let reg = RedisRegistry::new(RedisHandle::new(&server.url()).expect("url"));
+    let t0 = Instant::now();
+    reg.upsert(record("r-1", t0));
+    server.kill();
+    // Outage: answers as empty, counts the errors, does not panic.
+    assert_eq!(reg.get(&node("r-1")), None);
+    assert!(reg.nodes().is_empty());
+    assert!(reg.errors() >= 2);
+    // A restart on the same address, as production sees it.
+    let addr = server.addr();
+    drop(server);
+    let again = RedisServer::start_on(addr.port()).expect("redis-server again on its port");
+    // Re-announcing (what a relay's next register does) works at once.
+    reg.upsert(record("r-1", t0));
+    assert_eq!(reg.nodes().len(), 1);
+    drop(again);
+}

@@ -11,7 +11,7 @@
 //! - [`throttle`]: failed-login limits and back-off.
 
 pub mod password;
-mod sessions;
+pub(crate) mod sessions;
 pub mod throttle;
 
 use std::net::IpAddr;
