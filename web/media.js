@@ -66,31 +66,6 @@
     };
   }
 
-  /** Whether this browser can make a WebRTC connection at all: gathers
-   *  host candidates from a throwaway peer connection. */
-  async function connectionCheck() {
-    if (!window.RTCPeerConnection) return { ok: false, text: 'this browser cannot make video calls' };
-    const pc = new RTCPeerConnection();
-    try {
-      pc.createDataChannel('check');
-      let candidates = 0;
-      const done = new Promise((resolve) => {
-        pc.onicecandidate = (e) => {
-          if (e.candidate) candidates += 1;
-          else resolve();
-        };
-        setTimeout(resolve, 3000);
-      });
-      await pc.setLocalDescription(await pc.createOffer());
-      await done;
-      return candidates > 0
-        ? { ok: true, text: 'ready for video calls' }
-        : { ok: false, text: 'no network path found for video; calls may fail' };
-    } finally {
-      pc.close();
-    }
-  }
-
   /** One video tile: a <figure> with a <video> and a caption. */
   function makeTile(id, label, local) {
     const video = el('video', { autoplay: true, playsinline: true, 'aria-label': `Video of ${label}` });
@@ -375,6 +350,6 @@
     }
   }
 
-  Anteroom.media = { openLocal, listDevices, levelMeter, connectionCheck };
+  Anteroom.media = { openLocal, listDevices, levelMeter };
   Anteroom.Call = Call;
 })();

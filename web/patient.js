@@ -26,6 +26,7 @@
     audioMuted: false,
     videoMuted: false,
     note: '', // prefix of the next queue announcement
+    test: null, // the running Anteroom.ConnectionTest
   };
 
   function step(id) {
@@ -69,6 +70,7 @@
   }
 
   function onMessage(msg) {
+    if (state.test && state.test.handle(msg)) return;
     if (state.call && state.call.handle(msg)) return;
     switch (msg.type) {
       case 'welcome':
@@ -198,13 +200,28 @@
   function startDeviceCheck() {
     step('step-device');
     announce('Check your camera and microphone, then continue.');
-    startMedia();
-    Anteroom.media.connectionCheck().then((r) => {
-      $('conn-check').textContent = r.text;
-    });
+    startMedia().then(runConnectionTest);
+  }
+
+  /** The connection test to the relay (conntest.js), with the preview's
+   *  media; the result goes to the #conn-check live region. */
+  async function runConnectionTest() {
+    if (state.test) return;
+    const out = $('conn-check');
+    $('conn-retry').hidden = true;
+    out.dataset.result = 'running';
+    out.textContent = 'Testing your connection to the video service…';
+    state.test = new Anteroom.ConnectionTest({ send: (m) => socket.send(m), stream: state.local });
+    const r = await state.test.run();
+    state.test = null;
+    Anteroom.debug.connectionTest = r;
+    out.dataset.result = r.result;
+    out.textContent = r.text;
+    $('conn-retry').hidden = false;
   }
 
   $('start-media').addEventListener('click', startMedia);
+  $('conn-retry').addEventListener('click', runConnectionTest);
   $('cam-select').addEventListener('change', startMedia);
   $('mic-select').addEventListener('change', startMedia);
   $('device-next').addEventListener('click', () => {

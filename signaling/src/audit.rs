@@ -50,6 +50,14 @@ pub enum AuditAction {
     AccountEnabled,
     /// A clinician was issued a WHIP/WHEP token for a call.
     IngestTokenIssued,
+    /// An admin created a room (detail `kind=…`).
+    RoomCreated,
+    /// An admin changed a room's name, kind, questions or position setting.
+    RoomUpdated,
+    /// An admin closed a room to new patients.
+    RoomClosed,
+    /// An admin reopened a closed room.
+    RoomReopened,
 }
 
 /// One audit record. Build it with [`AuditEvent::new`] and the setters.

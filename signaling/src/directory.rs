@@ -1,14 +1,15 @@
 //! The directory: organisations (tenants), their waiting rooms and their
 //! clinician accounts, loaded from a TOML file (`file` submodule; format in
-//! `docs/accounts.md`). Rooms are fixed at start; accounts can be created,
-//! disabled and enabled at run time through the admin API, in memory only
-//! (a restart reloads the file).
+//! `docs/accounts.md`). Rooms (`rooms` submodule) can be created, edited,
+//! closed and reopened, and accounts created, disabled and enabled, at run
+//! time through the admin API, in memory only (a restart reloads the file).
 //!
 //! Shared as `Arc<Directory>`; all methods take `&self` and are thread-safe.
 //! Lookups never expose password hashes outside the crate.
 
 mod demo;
 mod file;
+pub mod rooms;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,6 +47,9 @@ pub struct RoomInfo {
     pub hide_position: bool,
     /// A consultation waiting room, or a meeting room with one standing call.
     pub kind: RoomKind,
+    /// Closed by an admin: new patients are refused; those waiting keep
+    /// their seats.
+    pub closed: bool,
 }
 
 /// What a room is for (`kind` in the directory file).
@@ -115,7 +119,7 @@ struct Accounts {
 /// Tenants, rooms and accounts. See the module docs.
 pub struct Directory {
     tenants: HashMap<TenantId, TenantInfo>,
-    rooms: HashMap<RoomId, RoomInfo>,
+    rooms: RwLock<HashMap<RoomId, RoomInfo>>,
     accounts: RwLock<Accounts>,
 }
 
@@ -123,7 +127,7 @@ impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Directory")
             .field("tenants", &self.tenants.len())
-            .field("rooms", &self.rooms.len())
+            .field("rooms", &self.rooms_read().len())
             .field("accounts", &self.read().by_id.len())
             .finish()
     }
@@ -163,13 +167,13 @@ impl Directory {
 
     /// The waiting room `id`, if it exists.
     pub fn room(&self, id: &RoomId) -> Option<RoomInfo> {
-        self.rooms.get(id).cloned()
+        self.rooms_read().get(id).cloned()
     }
 
     /// The waiting rooms of `tenant`, sorted by id.
     pub fn rooms_of(&self, tenant: &TenantId) -> Vec<RoomInfo> {
         let mut v: Vec<RoomInfo> = self
-            .rooms
+            .rooms_read()
             .values()
             .filter(|r| &r.tenant == tenant)
             .cloned()

@@ -59,6 +59,7 @@ static ASSETS: &[Asset] = &[
     asset!("style.css", CSS),
     asset!("common.js", JS),
     asset!("media.js", JS),
+    asset!("conntest.js", JS),
     asset!("index.js", JS),
     asset!("patient.js", JS),
     asset!("alerts.js", JS),

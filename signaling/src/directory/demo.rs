@@ -98,6 +98,7 @@ pub(super) fn build() -> (Directory, DemoCredentials) {
             ],
             hide_position: false,
             kind: super::RoomKind::Waiting,
+            closed: false,
         },
     );
 
@@ -138,7 +139,7 @@ pub(super) fn build() -> (Directory, DemoCredentials) {
 
     let dir = Directory {
         tenants,
-        rooms,
+        rooms: RwLock::new(rooms),
         accounts: RwLock::new(accounts),
     };
     (dir, creds)

@@ -121,6 +121,7 @@ pub(super) fn parse(s: &str) -> Result<Directory, Error> {
             intake,
             hide_position: r.hide_position,
             kind: r.kind,
+            closed: false,
         };
         rooms.insert(r.id, info);
     }
@@ -162,7 +163,7 @@ pub(super) fn parse(s: &str) -> Result<Directory, Error> {
 
     Ok(Directory {
         tenants,
-        rooms,
+        rooms: RwLock::new(rooms),
         accounts: RwLock::new(accounts),
     })
 }

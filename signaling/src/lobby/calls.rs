@@ -18,12 +18,18 @@ use crate::relays::RelayEvent;
 impl Lobby {
     /// A relay answered (or failed to answer) an [`Output::Offer`](super::Output::Offer).
     pub fn handle_offer_done(&mut self, done: OfferDone) {
+        if self.conn_test_offer_done(&done) {
+            return;
+        }
         self.calls.handle_offer_done(done);
         self.pull_calls();
     }
 
     /// An event of the relay pool (moves, orphans, renegotiation, relay up).
     pub fn handle_relay_event(&mut self, event: RelayEvent) {
+        if self.conn_test_relay_event(&event) {
+            return;
+        }
         self.calls.handle_relay_event(event);
         self.pull_calls();
     }

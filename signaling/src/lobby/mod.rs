@@ -17,9 +17,12 @@
 //! Calls (issue 4) live in [`Calls`], owned here: `calls` (this module's
 //! glue) puts admitted seats into calls and takes them out again; call
 //! messages, relay answers and relay events pass straight through.
+//! The patient device check's throwaway relay placements live in
+//! `conntest` (no seat, no waiting room).
 
 mod calls;
 mod clinician;
+pub mod conntest;
 mod events;
 mod patient;
 mod room;
@@ -162,6 +165,7 @@ pub struct Lobby {
     grace: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
     next_refresh: Option<Instant>,
     calls: Calls,
+    conn_tests: conntest::ConnTests,
     out: VecDeque<Output>,
 }
 
@@ -188,6 +192,7 @@ impl Lobby {
             grace: BinaryHeap::new(),
             next_refresh: None,
             calls: Calls::disabled(),
+            conn_tests: conntest::ConnTests::default(),
             out: VecDeque::new(),
         }
     }
@@ -245,6 +250,12 @@ impl Lobby {
             );
             return;
         };
+        if msg.sender_role().is_none() && msg.call().is_some_and(|c| self.conn_tests.contains(c)) {
+            if let Err(r) = self.conn_test_message(conn, msg) {
+                self.fail(conn, r, request);
+            }
+            return;
+        }
         let result = match (state, msg.sender_role()) {
             (_, None) if matches!(msg, ClientToSignaling::Hello { .. }) => {
                 Err(reject(ErrorCode::BadRequest, "hello was already received"))
@@ -279,6 +290,7 @@ impl Lobby {
 
     /// A connection closed. A patient's seat enters its grace period.
     pub fn handle_disconnect(&mut self, conn: ConnId, now: Instant) {
+        self.conn_test_disconnected(conn);
         match self.conns.remove(&conn) {
             Some(Conn::Patient { seat: Some(p), .. }) => self.seat_disconnected(&p, now),
             Some(Conn::Clinician { staff, .. }) => {
@@ -292,6 +304,7 @@ impl Lobby {
 
     /// Time passed: releases seats whose grace period ended, refreshes waits.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.conn_test_timeouts(now);
         while let Some(Reverse((at, _))) = self.grace.peek() {
             if *at > now {
                 break;
@@ -322,10 +335,10 @@ impl Lobby {
     /// When [`Lobby::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let grace = self.grace.peek().map(|Reverse((at, _))| *at);
-        match (grace, self.next_refresh) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [grace, self.next_refresh, self.conn_tests.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn send(&mut self, conn: ConnId, msg: SignalingToClient) {

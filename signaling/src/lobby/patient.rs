@@ -36,6 +36,12 @@ impl Lobby {
                 self.leave(conn, now);
                 Ok(())
             }
+            ClientToSignaling::ConnectionTestStart { request } => {
+                self.connection_test_start(conn, request, now)
+            }
+            ClientToSignaling::ConnectionTestStop { call } => {
+                self.connection_test_stop(conn, &call)
+            }
             _ => Err(reject(ErrorCode::Forbidden, "not a patient message")),
         }
     }
@@ -65,6 +71,7 @@ impl Lobby {
                 name: info.name,
                 intake: info.intake,
                 hide_position: info.hide_position,
+                closed: info.closed,
             },
         );
         Ok(())
@@ -88,6 +95,12 @@ impl Lobby {
             .directory
             .room(room)
             .ok_or_else(|| reject(ErrorCode::NotFound, "no such waiting room"))?;
+        if info.closed {
+            return Err(reject(
+                ErrorCode::RoomClosed,
+                "this waiting room is closed at the moment; please try again later or contact the practice",
+            ));
+        }
         let name =
             check_name(display_name.expose()).map_err(|m| reject(ErrorCode::BadRequest, m))?;
         check_intake(&info.intake, intake.expose())

@@ -3,6 +3,7 @@
 mod actions;
 mod call_changes;
 mod calls;
+mod conntest;
 mod flows;
 mod invites;
 mod isolation;
@@ -63,6 +64,7 @@ fn room(id: &str, tenant: &str, hide: bool) -> (RoomId, RoomInfo) {
         } else {
             crate::directory::RoomKind::Waiting
         },
+        closed: false,
     };
     (rid(id), info)
 }
