@@ -86,6 +86,12 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "ANTEROOM_RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Check the configuration (flags, environment, secret, signaling URL)
+    /// and exit: prints `config ok` (exit 0) or the problem (exit 2). Binds
+    /// no socket and does not contact signaling.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 #[allow(clippy::unnecessary_wraps)] // clap's value_parser signature
@@ -126,6 +132,7 @@ impl Config {
             drain_timeout_secs: 600,
             metrics_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             log_format: LogFormat::Text,
+            check_config: false,
         }
     }
 
@@ -167,6 +174,7 @@ impl Config {
                          link on a private network or behind a TLS proxy), got {url:?}"
                     )));
                 }
+                check_ws_url(url)?;
                 Some(url.clone())
             }
             (None, true) => None,
@@ -197,6 +205,27 @@ impl Config {
             workers,
             signaling,
         })
+    }
+}
+
+/// Whether `url` is a WebSocket URL the control client can dial (parsed as
+/// the client would, without resolving or connecting).
+fn check_ws_url(url: &str) -> Result<(), RelayError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let bad = |why: String| RelayError::Config(format!("--signaling {url:?}: {why}"));
+    let request = url.into_client_request().map_err(|e| bad(e.to_string()))?;
+    let uri = request.uri();
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("no host".into()));
+    }
+    // `Uri` accepts `host:port` with a non-numeric port (and ignores it).
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let after_host = authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, rest)| rest);
+    match after_host.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_err() => Err(bad("bad port".into())),
+        _ => Ok(()),
     }
 }
 
@@ -265,6 +294,17 @@ mod tests {
             "http://x",
         ]);
         assert!(error_of(&config).contains("ws://"));
+        for url in ["ws://", "ws://host:port/control", "ws:// spaced/control"] {
+            let config = parse(&[
+                "--advertise",
+                "127.0.0.1",
+                "--grant-secret",
+                SECRET,
+                "--signaling",
+                url,
+            ]);
+            assert!(error_of(&config).contains("--signaling"), "{url}");
+        }
     }
 
     #[test]

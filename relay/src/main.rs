@@ -1,4 +1,5 @@
-//! The relay binary: parse the configuration, set up logging, run.
+//! The relay binary: parse the configuration, set up logging, run (or, with
+//! `--check-config`, only check the configuration).
 
 use clap::Parser as _;
 use relay::{Config, LogFormat};
@@ -7,6 +8,15 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if config.check_config {
+        // Nothing is bound and signaling is not contacted.
+        if let Err(e) = config.validate() {
+            eprintln!("config error: {e}");
+            std::process::exit(2);
+        }
+        println!("config ok");
+        return Ok(());
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
