@@ -10,6 +10,7 @@
 mod demo;
 mod file;
 pub mod rooms;
+mod oidc;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use crate::Error;
 use crate::auth::{AuthError, HashParams, StaffRole, password};
 pub use demo::DemoCredentials;
+pub use oidc::{OidcSettings, UserClaim, allowed_url};
 
 /// An organisation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -114,6 +116,8 @@ struct Account {
 struct Accounts {
     by_id: HashMap<ClinicianId, Account>,
     by_username: HashMap<String, ClinicianId>,
+    /// (organisation, external subject) of OpenID Connect users.
+    subjects: HashMap<(TenantId, String), ClinicianId>,
 }
 
 /// Tenants, rooms and accounts. See the module docs.
@@ -121,6 +125,7 @@ pub struct Directory {
     tenants: HashMap<TenantId, TenantInfo>,
     rooms: RwLock<HashMap<RoomId, RoomInfo>>,
     accounts: RwLock<Accounts>,
+    oidc: HashMap<TenantId, OidcSettings>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -129,6 +134,7 @@ impl std::fmt::Debug for Directory {
             .field("tenants", &self.tenants.len())
             .field("rooms", &self.rooms_read().len())
             .field("accounts", &self.read().by_id.len())
+            .field("oidc_tenants", &self.oidc.len())
             .finish()
     }
 }
@@ -274,13 +280,20 @@ impl Directory {
         let id = acc.by_username.get(username)?;
         acc.by_id
             .get(id)
+            // Accounts without a password (OIDC only) log in like unknown usernames.
+            .filter(|a| !a.password_hash.is_empty())
             .map(|a| (a.info.clone(), a.password_hash.clone()))
     }
 
     /// The cost parameters of some stored hash (for the dummy hash).
     pub(crate) fn sample_hash_params(&self) -> Option<HashParams> {
         let acc = self.read();
-        let mut ids: Vec<&ClinicianId> = acc.by_id.keys().collect();
+        let mut ids: Vec<&ClinicianId> = acc
+            .by_id
+            .iter()
+            .filter(|(_, a)| !a.password_hash.is_empty())
+            .map(|(id, _)| id)
+            .collect();
         ids.sort();
         let first = acc.by_id.get(*ids.first()?)?;
         password::check_password_hash(&first.password_hash).ok()

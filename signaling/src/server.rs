@@ -159,6 +159,11 @@ pub async fn serve(
                 secure_cookie: services.tls.is_some(),
             },
         ));
+    // OpenID Connect sign-in (issue 8): /auth/oidc/…, /api/login-options.
+    let app = app.merge(crate::auth::oidc::router(
+        services.auth.clone(),
+        services.tls.is_some(),
+    ));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "signaling listening");
     }

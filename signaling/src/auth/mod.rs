@@ -10,6 +10,7 @@
 //! - `sessions`: the token table (tokens stored as SHA-256 only).
 //! - [`throttle`]: failed-login limits and back-off.
 
+pub mod oidc;
 pub mod password;
 pub(crate) mod sessions;
 pub mod throttle;

@@ -141,6 +141,7 @@ pub(super) fn build() -> (Directory, DemoCredentials) {
         tenants,
         rooms: RwLock::new(rooms),
         accounts: RwLock::new(accounts),
+        oidc: HashMap::new(),
     };
     (dir, creds)
 }

@@ -35,6 +35,8 @@ struct FileDoc {
 struct TenantEntry {
     id: TenantId,
     name: String,
+    #[serde(default)]
+    oidc: Option<super::oidc::OidcEntry>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +71,12 @@ struct ClinicianEntry {
     display_name: String,
     #[serde(default = "default_role")]
     role: StaffRole,
-    password_hash: String,
+    /// Absent only for accounts that sign in with OpenID Connect.
+    #[serde(default)]
+    password_hash: Option<String>,
+    /// The OpenID Connect subject (`sub` or `oid`) of this clinician.
+    #[serde(default)]
+    external_subject: Option<String>,
     #[serde(default)]
     disabled: bool,
 }
@@ -90,11 +97,18 @@ pub(super) fn parse(s: &str) -> Result<Directory, Error> {
     }
 
     let mut tenants = HashMap::new();
+    let mut oidc = HashMap::new();
     for t in doc.tenants {
         validate_text("tenant name", &t.name, 100)
             .map_err(|e| invalid(format!("tenant {}: {e}", t.id)))?;
         if tenants.contains_key(&t.id) {
             return Err(invalid(format!("duplicate tenant id {}", t.id)));
+        }
+        if let Some(entry) = t.oidc {
+            let settings = entry
+                .validate()
+                .map_err(|e| invalid(format!("tenant {}: {e}", t.id)))?;
+            oidc.insert(t.id.clone(), settings);
         }
         let info = TenantInfo {
             id: t.id.clone(),
@@ -141,8 +155,26 @@ pub(super) fn parse(s: &str) -> Result<Directory, Error> {
             return Err(invalid(format!("{at}: duplicate username {username}")));
         }
         validate_display_name(&c.display_name).map_err(|e| invalid(format!("{at}: {e}")))?;
-        password::check_password_hash(&c.password_hash)
-            .map_err(|e| invalid(format!("{at}: bad password_hash: {e}")))?;
+        match &c.password_hash {
+            Some(phc) => {
+                password::check_password_hash(phc)
+                    .map_err(|e| invalid(format!("{at}: bad password_hash: {e}")))?;
+            }
+            None if oidc.contains_key(&c.tenant) => {}
+            None => {
+                return Err(invalid(format!(
+                    "{at}: password_hash is required (its organisation has no [tenant.oidc])"
+                )));
+            }
+        }
+        if let Some(subject) = &c.external_subject {
+            super::oidc::validate_subject(subject).map_err(|e| invalid(format!("{at}: {e}")))?;
+            let key = (c.tenant.clone(), subject.clone());
+            if accounts.subjects.contains_key(&key) {
+                return Err(invalid(format!("{at}: duplicate external_subject")));
+            }
+            accounts.subjects.insert(key, c.id.clone());
+        }
         accounts.by_username.insert(username.clone(), c.id.clone());
         let info = ClinicianInfo {
             id: c.id.clone(),
@@ -156,7 +188,7 @@ pub(super) fn parse(s: &str) -> Result<Directory, Error> {
             c.id,
             Account {
                 info,
-                password_hash: c.password_hash,
+                password_hash: c.password_hash.unwrap_or_default(),
             },
         );
     }
@@ -165,6 +197,7 @@ pub(super) fn parse(s: &str) -> Result<Directory, Error> {
         tenants,
         rooms: RwLock::new(rooms),
         accounts: RwLock::new(accounts),
+        oidc,
     })
 }
 

@@ -1,0 +1,181 @@
+//! What an identity provider publishes: its discovery document
+//! (`<issuer>/.well-known/openid-configuration`) and its signing keys (JWKS),
+//! fetched on first use and cached per organisation. Discovery is kept for
+//! [`DISCOVERY_TTL`]; the key set is refetched when a token names a key id it
+//! does not hold (key rotation), at most once per [`JWKS_MIN_REFRESH`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use protocol::TenantId;
+use serde::Deserialize;
+use url::Url;
+
+use super::OidcError;
+use super::http::HttpClient;
+use crate::directory::{OidcSettings, allowed_url};
+
+/// How long a discovery document is reused.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// Shortest interval between two JWKS fetches for an unknown key id.
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
+
+/// The parts of a discovery document the login uses.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Discovery {
+    /// Must equal the configured issuer (or be Entra's `{tenantid}` template).
+    pub(crate) issuer: String,
+    /// Where the browser is sent to sign in.
+    pub(crate) authorization_endpoint: Url,
+    /// Where the code is exchanged.
+    pub(crate) token_endpoint: Url,
+    /// The signing keys.
+    pub(crate) jwks_uri: Url,
+    /// How the client authenticates at the token endpoint.
+    #[serde(default)]
+    pub(crate) token_endpoint_auth_methods_supported: Vec<String>,
+    /// Challenge methods; if listed, must include `S256`.
+    #[serde(default)]
+    pub(crate) code_challenge_methods_supported: Option<Vec<String>>,
+}
+
+impl Discovery {
+    /// The `iss` values an ID token may carry: the discovered issuer, or for
+    /// Entra's multi-tenant template `…/{tenantid}/v2.0` one per allowed tenant.
+    pub(crate) fn expected_issuers(&self, settings: &OidcSettings) -> Vec<String> {
+        if self.issuer.contains("{tenantid}") {
+            settings
+                .tenant_ids
+                .iter()
+                .map(|t| self.issuer.replace("{tenantid}", t))
+                .collect()
+        } else {
+            vec![self.issuer.clone()]
+        }
+    }
+
+    fn check(&self, settings: &OidcSettings) -> Result<(), OidcError> {
+        let configured = settings.issuer.as_str().trim_end_matches('/');
+        let same = self.issuer.trim_end_matches('/') == configured;
+        let template = self.issuer.contains("{tenantid}") && !settings.tenant_ids.is_empty();
+        if !same && !template {
+            return Err(OidcError::Provider(
+                "the discovery document names another issuer".to_owned(),
+            ));
+        }
+        for (what, url) in [
+            ("authorization_endpoint", &self.authorization_endpoint),
+            ("token_endpoint", &self.token_endpoint),
+            ("jwks_uri", &self.jwks_uri),
+        ] {
+            if !allowed_url(url) {
+                return Err(OidcError::Provider(format!(
+                    "{what} must be https (http only for loopback)"
+                )));
+            }
+        }
+        if let Some(methods) = &self.code_challenge_methods_supported
+            && !methods.iter().any(|m| m == "S256")
+        {
+            return Err(OidcError::Provider(
+                "the provider does not support PKCE S256".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    discovery: Arc<Discovery>,
+    fetched: Instant,
+    jwks: Option<(Arc<JwkSet>, Instant)>,
+}
+
+/// Per-organisation cache of discovery documents and key sets.
+#[derive(Debug, Default)]
+pub(crate) struct ProviderCache {
+    inner: Mutex<HashMap<TenantId, Entry>>,
+}
+
+impl ProviderCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Entry>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The discovery document of `tenant`'s provider (cached or fetched).
+    pub(crate) async fn discovery(
+        &self,
+        http: &HttpClient,
+        tenant: &TenantId,
+        settings: &OidcSettings,
+        now: Instant,
+    ) -> Result<Arc<Discovery>, OidcError> {
+        if let Some(e) = self.lock().get(tenant)
+            && now.saturating_duration_since(e.fetched) < DISCOVERY_TTL
+        {
+            return Ok(e.discovery.clone());
+        }
+        let url = discovery_url(&settings.issuer)?;
+        let doc: Discovery = http.get_json(&url, "discovery").await?;
+        doc.check(settings)?;
+        let doc = Arc::new(doc);
+        self.lock().insert(
+            tenant.clone(),
+            Entry {
+                discovery: doc.clone(),
+                fetched: now,
+                jwks: None,
+            },
+        );
+        Ok(doc)
+    }
+
+    /// The key set of `tenant`'s provider. With `kid` not in the cached
+    /// set, refetches it (at most once per [`JWKS_MIN_REFRESH`]).
+    pub(crate) async fn jwks(
+        &self,
+        http: &HttpClient,
+        tenant: &TenantId,
+        discovery: &Discovery,
+        kid: Option<&str>,
+        now: Instant,
+    ) -> Result<Arc<JwkSet>, OidcError> {
+        let cached = self.lock().get(tenant).and_then(|e| e.jwks.clone());
+        if let Some((set, fetched)) = &cached {
+            let has_key = kid.is_none_or(|k| set.find(k).is_some());
+            if has_key || now.saturating_duration_since(*fetched) < JWKS_MIN_REFRESH {
+                return Ok(set.clone());
+            }
+        }
+        let set: JwkSet = http.get_json(&discovery.jwks_uri, "JWKS").await?;
+        let set = Arc::new(set);
+        if let Some(e) = self.lock().get_mut(tenant) {
+            e.jwks = Some((set.clone(), now));
+        }
+        Ok(set)
+    }
+}
+
+/// `<issuer>/.well-known/openid-configuration` (OIDC Discovery §4).
+fn discovery_url(issuer: &Url) -> Result<Url, OidcError> {
+    let base = issuer.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}/.well-known/openid-configuration"))
+        .map_err(|_| OidcError::Provider("bad issuer URL".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_url_appends_well_known() {
+        let u = Url::parse("https://login.example.com/tenant/v2.0/").unwrap();
+        assert_eq!(
+            discovery_url(&u).unwrap().as_str(),
+            "https://login.example.com/tenant/v2.0/.well-known/openid-configuration"
+        );
+    }
+}
