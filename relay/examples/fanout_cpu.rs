@@ -2,8 +2,13 @@
 //! video + Opus-shaped audio) to N in-memory subscribers on virtual time.
 //!
 //! ```text
-//! cargo run --release -p relay --example fanout_cpu -- [--no-bwe] [--one-by-one] [--secs S] [N ...]
+//! cargo run --release -p relay --example fanout_cpu -- [--no-bwe | --bwe-always] [--one-by-one] [--secs S] [N ...]
 //! ```
+//!
+//! BWE: by default the relay's own policy ([`BwePolicy::SimulcastRooms`]):
+//! this publisher sends one layer, so no subscriber gets BWE;
+//! `--bwe-always` gives every subscriber BWE and str0m's pacer (the relay's
+//! behaviour before the policy); `--no-bwe` turns BWE off in the config.
 //!
 //! Only the SFU's own work is timed (thread CPU time from
 //! `/proc/thread-self/schedstat`, which the kernel updates at scheduler
@@ -23,14 +28,18 @@
 //!   (a publisher that paces its packets, a relay that keeps up): no waiting
 //!   behind other packets, but no batching either.
 //!
-//! With BWE on (the default, as in the relay) str0m's pacer spreads each
-//! subscriber's copies over time; that pacing delay comes on top and is not
-//! measured here (`--no-bwe` turns BWE off).
+//! With BWE (`--bwe-always`) str0m's pacer spreads each subscriber's copies
+//! over time: that delay is measured separately, per copy, on virtual time
+//! (from the publisher's send to the subscriber's receipt; the simulated
+//! network has no delay, so it is the relay's pacing alone).
 #![allow(clippy::disallowed_methods)] // a benchmark binary: it reads clocks
 
 use std::time::{Duration, Instant};
 
-use relay::sfu::testing::{Harness, Meter, Publish};
+use std::collections::HashMap;
+
+use relay::sfu::BwePolicy;
+use relay::sfu::testing::{Harness, Meter, Publish, video_tag};
 use str0m::media::MediaKind;
 
 /// Video packets per 20 ms frame and their size: 50 × 6 × 1050 B ≈ 2.5 Mbit/s.
@@ -57,21 +66,68 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// Virtual send times of the publisher's packets, by (video, sending seq).
+type Sent = HashMap<(bool, u64), Instant>;
+
 /// 20 ms of publisher media: one audio packet, one video frame.
-fn send(h: &mut Harness, publisher: usize, frame: u64) {
+fn send(h: &mut Harness, publisher: usize, frame: u64, sent: &mut Sent) {
     let now = h.now;
     let p = h.peer_mut(publisher);
-    p.send_audio(now, 30);
+    if let Some(seq) = p.send_audio(now, 30) {
+        sent.insert((false, seq), now);
+    }
     let key = frame.is_multiple_of(100) || p.keyframe_wanted(None);
-    p.send_video_frame(now, None, key, PACKETS_PER_FRAME, PACKET_BYTES);
+    for seq in p.send_video_frame(now, None, key, PACKETS_PER_FRAME, PACKET_BYTES) {
+        sent.insert((true, seq & 0xffff_ffff), now);
+    }
 }
 
-fn run(subscribers: usize, secs: u64, bwe: bool, one_by_one: bool) {
+/// Per copy received by a subscriber: virtual time from the publisher's
+/// send to the subscriber's receipt (the relay's pacing delay).
+fn pacing_delays(h: &Harness, subs: &[usize], from: &[usize], sent: &Sent) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for (&s, &b) in subs.iter().zip(from) {
+        let peer = h.peer(s);
+        for r in &peer.received[b..] {
+            let video = peer
+                .remote_media
+                .get(&r.mid)
+                .is_some_and(|(k, _)| *k == MediaKind::Video);
+            let seq = if video {
+                video_tag(&r.payload).map(|t| u64::from(t.1))
+            } else {
+                r.payload
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+            };
+            if let Some(at) = seq.and_then(|q| sent.get(&(video, q))) {
+                out.push(r.at.saturating_duration_since(*at));
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bwe {
+    Off,
+    Policy,
+    Always,
+}
+
+fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool) {
     let setup = Instant::now();
     let mut h = Harness::with_config(Instant::now(), |c| {
-        c.bwe_initial_bps = bwe.then_some(5_000_000);
+        c.bwe_initial_bps = (bwe != Bwe::Off).then_some(5_000_000);
+        c.bwe_policy = if bwe == Bwe::Always {
+            BwePolicy::Always
+        } else {
+            BwePolicy::SimulcastRooms
+        };
         c.max_participants = subscribers + 10;
     });
+    let mut sent = Sent::new();
     let publisher = h.join(
         "bench",
         "pub",
@@ -91,7 +147,7 @@ fn run(subscribers: usize, secs: u64, bwe: bool, one_by_one: bool) {
     assert!(wired, "subscribers connected");
     let mut frame = 0;
     for _ in 0..50 {
-        send(&mut h, publisher, frame);
+        send(&mut h, publisher, frame, &mut sent);
         frame += 1;
         h.run_for(Duration::from_millis(20));
     }
@@ -103,7 +159,7 @@ fn run(subscribers: usize, secs: u64, bwe: bool, one_by_one: bool) {
     h.one_by_one = one_by_one;
     let frames = secs * 50;
     for _ in 0..frames {
-        send(&mut h, publisher, frame);
+        send(&mut h, publisher, frame, &mut sent);
         frame += 1;
         h.run_for(Duration::from_millis(20));
     }
@@ -112,8 +168,8 @@ fn run(subscribers: usize, secs: u64, bwe: bool, one_by_one: bool) {
     h.run_for(Duration::from_millis(500));
 
     let forwarded = after.rtp_forwarded - before.rtp_forwarded;
-    let sent = frames * (PACKETS_PER_FRAME as u64 + 1);
-    let expected = sent * subscribers as u64;
+    let sent_pkts = frames * (PACKETS_PER_FRAME as u64 + 1);
+    let expected = sent_pkts * subscribers as u64;
     let got: u64 = subs
         .iter()
         .zip(&received_before)
@@ -130,10 +186,16 @@ fn run(subscribers: usize, secs: u64, bwe: bool, one_by_one: bool) {
         .count();
     let mut latency = meter.latency.clone();
     latency.sort_unstable();
+    let mut pacing = pacing_delays(&h, &subs, &received_before, &sent);
+    pacing.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "{subscribers:>4} subs | bwe {:>3} | {:>7} fwd | cpu {:>5.2} µs/pkt (wall {:>5.2}) | relay cpu {:>6.1} ms per media-s | {} latency p50 {:>5.0} µs p99 {:>5.0} µs max {:>5.0} µs | delivered {:.4} of {expected} | out datagrams {} | setup {:.1}s ({video_subs} video subs)",
-        if bwe { "on" } else { "off" },
+        "{subscribers:>4} subs | bwe {:>6} | {:>7} fwd | cpu {:>5.2} µs/pkt (wall {:>5.2}) | relay cpu {:>6.1} ms per media-s | {} latency p50 {:>5.0} µs p99 {:>5.0} µs max {:>5.0} µs | pacing p50 {:>5.0} µs p99 {:>5.0} µs max {:>6.0} µs | delivered {:.4} of {expected} | out datagrams {} | setup {:.1}s ({video_subs} video subs)",
+        match bwe {
+            Bwe::Off => "off",
+            Bwe::Policy => "policy",
+            Bwe::Always => "always",
+        },
         forwarded,
         us(meter.total_cpu) / forwarded.max(1) as f64,
         us(meter.total_wall) / forwarded.max(1) as f64,
@@ -142,6 +204,9 @@ fn run(subscribers: usize, secs: u64, bwe: bool, one_by_one: bool) {
         us(percentile(&latency, 0.5)),
         us(percentile(&latency, 0.99)),
         us(percentile(&latency, 1.0)),
+        us(percentile(&pacing, 0.5)),
+        us(percentile(&pacing, 0.99)),
+        us(percentile(&pacing, 1.0)),
         got as f64 / expected.max(1) as f64,
         after.packets_out - before.packets_out,
         setup.as_secs_f64(),
@@ -149,14 +214,15 @@ fn run(subscribers: usize, secs: u64, bwe: bool, one_by_one: bool) {
 }
 
 fn main() {
-    let mut bwe = true;
+    let mut bwe = Bwe::Policy;
     let mut one_by_one = false;
     let mut secs = 5;
     let mut counts = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--no-bwe" => bwe = false,
+            "--no-bwe" => bwe = Bwe::Off,
+            "--bwe-always" => bwe = Bwe::Always,
             "--one-by-one" => one_by_one = true,
             "--secs" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
             n => counts.extend(n.parse::<usize>().ok()),

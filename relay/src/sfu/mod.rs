@@ -80,7 +80,8 @@ use protocol::{ParticipantId, RoomId};
 pub use error::SfuError;
 pub use simulcast::Quality;
 pub use types::{
-    DropReason, LeaveReason, OfferAccepted, Output, SfuConfig, SfuEvent, SfuStats, Transmit,
+    BwePolicy, DropReason, LeaveReason, OfferAccepted, Output, SfuConfig, SfuEvent, SfuStats,
+    Transmit,
 };
 
 use participant::{Participant, RtcFactory};
@@ -144,7 +145,6 @@ impl Sfu {
             crypto,
             cert,
             local_addr: config.local_addr,
-            bwe_initial: config.bwe_initial_bps,
         };
         Sfu {
             config,

@@ -34,13 +34,13 @@ pub(crate) struct RtcFactory {
     pub crypto: Arc<CryptoProvider>,
     pub cert: Option<DtlsCert>,
     pub local_addr: SocketAddr,
-    pub bwe_initial: Option<u64>,
 }
 
 impl RtcFactory {
     /// A server-side `Rtc`: ICE-lite, RTP mode, shared certificate, one host
-    /// candidate (the worker's advertised address).
-    pub(crate) fn build(&self, now: Instant) -> Rtc {
+    /// candidate (the worker's advertised address); TWCC bandwidth
+    /// estimation (and str0m's pacer) from `bwe_initial` bits/s if set.
+    pub(crate) fn build(&self, now: Instant, bwe_initial: Option<u64>) -> Rtc {
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -58,7 +58,7 @@ impl RtcFactory {
             .enable_vp8(true)
             .enable_h264(true)
             .enable_vp9(true);
-        if let Some(bps) = self.bwe_initial {
+        if let Some(bps) = bwe_initial {
             config = config.enable_bwe(Some(Bitrate::bps(bps)));
         }
         let mut rtc = config.build(now);
@@ -189,7 +189,11 @@ pub(crate) struct Participant {
     pub ssrcs: Vec<(Ssrc, usize, usize)>,
     pub pending_offer: Option<SdpPendingOffer>,
     pub channel: Option<ChannelId>,
-    /// Latest egress bandwidth estimate, bits/s.
+    /// Whether one of its offers published simulcast video.
+    pub offers_simulcast: bool,
+    /// Whether its `Rtc` runs bandwidth estimation (see `BwePolicy`).
+    pub bwe: bool,
+    /// Latest egress bandwidth estimate, bits/s (`None` without BWE).
     pub estimate: Option<u64>,
     /// Desired egress bitrate last given to str0m's BWE.
     pub desired: u64,

@@ -7,12 +7,12 @@
 
 use str0m::media::{MediaKind, Mid, Rid};
 
-use super::Sfu;
 use super::forward::Rewriter;
 use super::keyframe::KeyframeThrottle;
 use super::participant::{OutState, SubRef, TrackId, TrackIn, TrackOut};
 use super::simulcast::{Layer, LayerSelect};
 use super::slab::PKey;
+use super::{BwePolicy, Sfu};
 
 /// Most tracks one participant may publish (camera, mic, screen, spare).
 const MAX_TRACKS_IN: usize = 8;
@@ -27,6 +27,35 @@ pub(crate) struct Room {
 }
 
 impl Sfu {
+    /// The initial bandwidth estimate for a participant joining `room` now,
+    /// `None` for no BWE (see [`BwePolicy`]).
+    pub(super) fn bwe_for(&self, room: &protocol::RoomId) -> Option<u64> {
+        let initial = self.config.bwe_initial_bps?;
+        let wanted = match self.config.bwe_policy {
+            BwePolicy::Always => true,
+            BwePolicy::SimulcastRooms => self.rooms.get(room).is_some_and(|r| {
+                r.members.iter().any(|k| {
+                    self.participants.get(*k).is_some_and(|p| {
+                        p.offers_simulcast
+                            || p.tracks_in
+                                .iter()
+                                .any(|t| t.kind == MediaKind::Video && t.layers.len() > 1)
+                    })
+                })
+            }),
+        };
+        wanted.then_some(initial)
+    }
+
+    /// Whether an offer publishes simulcast (`a=simulcast:send …`). Known
+    /// from the offer at once; the track itself (its layers) only appears
+    /// once the publisher's DTLS is up.
+    pub(super) fn offers_simulcast(sdp: &str) -> bool {
+        sdp.lines()
+            .map(str::trim)
+            .any(|l| l.starts_with("a=simulcast:") && l.contains("send"))
+    }
+
     /// Subscribes `sub` to every track `publisher` publishes.
     pub(super) fn subscribe_all(&mut self, sub: PKey, publisher: PKey) {
         let tracks: Vec<(TrackId, MediaKind, Mid)> = match self.participants.get(publisher) {

@@ -51,6 +51,12 @@ impl Sfu {
                 .get(key)
                 .is_some_and(|p| p.rtc.is_alive() && p.fingerprint == fingerprint);
             if same {
+                if Sfu::offers_simulcast(offer_sdp)
+                    && let Some(p) = self.participants.get_mut(key)
+                    && p.role.may_publish()
+                {
+                    p.offers_simulcast = true;
+                }
                 return self.reoffer(key, offer);
             }
             self.remove_participant(key, LeaveReason::Replaced);
@@ -61,7 +67,8 @@ impl Sfu {
         if self.participants.len() >= self.config.max_participants {
             return Err(SfuError::Full);
         }
-        let mut rtc = self.factory.build(now);
+        let bwe = self.bwe_for(&grant.room);
+        let mut rtc = self.factory.build(now, bwe);
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -84,7 +91,9 @@ impl Sfu {
             ssrcs: Vec::new(),
             pending_offer: None,
             channel: None,
-            estimate: self.config.bwe_initial_bps,
+            offers_simulcast: grant.role.may_publish() && Sfu::offers_simulcast(offer_sdp),
+            bwe: bwe.is_some(),
+            estimate: bwe,
             desired: 0,
             loudness_sum: 0,
             loudness_count: 0,

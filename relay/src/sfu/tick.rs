@@ -62,11 +62,8 @@ impl Sfu {
     /// Tells str0m's BWE what this subscriber would like to receive, so it
     /// probes for it.
     fn update_bwe_goal(&mut self, key: PKey) {
-        if self.config.bwe_initial_bps.is_none() {
-            return;
-        }
         let now = self.now;
-        let Some(p) = self.participants.get(key) else {
+        let Some(p) = self.participants.get(key).filter(|p| p.bwe) else {
             return;
         };
         let mut desired = 0;

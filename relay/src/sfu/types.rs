@@ -30,6 +30,27 @@ pub struct SfuConfig {
     /// bandwidth estimation, which picks simulcast layers. `None` disables
     /// BWE: layers then follow only what subscribers ask for.
     pub bwe_initial_bps: Option<u64>,
+    /// Which participants get BWE (when `bwe_initial_bps` is set). BWE is
+    /// costly (str0m paces every packet of a BWE session: a full session
+    /// timeout round per forwarded packet, 2–3× the CPU of forwarding) and
+    /// only serves simulcast layer choice.
+    pub bwe_policy: BwePolicy,
+}
+
+/// Which participants get TWCC bandwidth estimation (and str0m's pacer).
+///
+/// str0m fixes BWE when a session is built, so the choice is made when a
+/// participant joins (its first offer) and holds for the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BwePolicy {
+    /// Only a participant that joins a room where a simulcast video track is
+    /// published: the estimate picks its layers. A participant that joined
+    /// before any simulcast track appeared gets no estimate; its layers then
+    /// follow only what it asks for (`set_quality`), the best by default.
+    #[default]
+    SimulcastRooms,
+    /// Every participant.
+    Always,
 }
 
 impl SfuConfig {
@@ -43,6 +64,7 @@ impl SfuConfig {
             max_participants: 2000,
             max_datagram: 1500,
             bwe_initial_bps: Some(1_000_000),
+            bwe_policy: BwePolicy::SimulcastRooms,
         }
     }
 }
@@ -57,6 +79,7 @@ impl std::fmt::Debug for SfuConfig {
             .field("max_participants", &self.max_participants)
             .field("max_datagram", &self.max_datagram)
             .field("bwe_initial_bps", &self.bwe_initial_bps)
+            .field("bwe_policy", &self.bwe_policy)
             .finish()
     }
 }
