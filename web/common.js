@@ -125,13 +125,22 @@ const Anteroom = (() => {
     }
   }
 
-  /** Calls a JSON REST endpoint; resolves to {status, body, headers}. */
+  /** The session's CSRF token (docs/accounts.md, "CSRF"): from the login
+   *  reply or /api/me, sent as X-CSRF-Token on every write. */
+  let csrfToken = null;
+
+  /** Calls a JSON REST endpoint; resolves to {status, body, headers}.
+   *  Writes carry the CSRF token (fetched from /api/me first if the page
+   *  has none yet, e.g. after a reload). */
   async function api(method, path, body) {
     const init = { method, credentials: 'same-origin', headers: {} };
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
+    const write = !['GET', 'HEAD', 'OPTIONS'].includes(method.toUpperCase());
+    if (write && !csrfToken && !path.startsWith('/api/login')) await api('GET', '/api/me');
+    if (write && csrfToken) init.headers['X-CSRF-Token'] = csrfToken;
     const resp = await fetch(path, init);
     let data = null;
     const text = await resp.text();
@@ -142,6 +151,8 @@ const Anteroom = (() => {
         data = null;
       }
     }
+    if (data && typeof data.csrf_token === 'string') csrfToken = data.csrf_token;
+    if (resp.status === 401 || path === '/api/logout') csrfToken = null;
     return { status: resp.status, body: data, headers: resp.headers };
   }
 
@@ -152,36 +163,78 @@ const Anteroom = (() => {
       const secs = err.retry_after_secs || Number(resp.headers.get('Retry-After')) || 0;
       return `Too many failed sign-in attempts. Please wait ${duration(secs)} and try again.`;
     }
+    if (err.code === 'login_expired') return 'The sign-in took too long. Please enter your password again.';
+    if (resp.status === 401 && err.code === 'invalid_credentials' && codeStep()) {
+      return 'Wrong or already used code. Enter the current code from your authenticator app.';
+    }
     if (resp.status === 401) return 'Wrong username or password.';
     if (err.message) return `Sign-in failed: ${err.message}`;
     return `Sign-in failed (HTTP ${resp.status}).`;
   }
 
+  /** The second-factor step of the login form (#totp-step), if shown. */
+  function codeStep() {
+    const step = $('totp-step');
+    return step && !step.hidden ? step : null;
+  }
+
+  /** Shows the code field (built on first use, before #login-error), or
+   *  hides it and forgets the ticket when `ticket` is null. */
+  function showCodeStep(form, ticket) {
+    let step = $('totp-step');
+    if (!step && ticket) {
+      step = el('div', { id: 'totp-step' },
+        el('label', { for: 'totp-code', text: 'Code from your authenticator app' }),
+        el('input', {
+          id: 'totp-code', inputmode: 'numeric', autocomplete: 'one-time-code',
+          pattern: '[0-9]{6}', maxlength: '6', required: true, 'aria-required': 'true',
+        }));
+      form.insertBefore(step, $('login-error'));
+    }
+    if (!step) return;
+    step.hidden = !ticket;
+    step.dataset.ticket = ticket || '';
+    $('totp-code').value = '';
+    if (ticket) $('totp-code').focus();
+  }
+
   /** Wires the login form (#login-form with #username, #password,
-   *  #login-error). `onLoggedIn(login)` runs after a successful login; the
-   *  session cookie (HttpOnly) carries the session from then on. */
+   *  #login-error). An account with a second factor gets a code field after
+   *  its password (docs/accounts.md, "Second factor"). `onLoggedIn(login)`
+   *  runs after a successful login; the session cookie (HttpOnly) carries
+   *  the session from then on. */
   function setupLogin(onLoggedIn) {
     const form = $('login-form');
     const error = $('login-error');
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       error.textContent = '';
+      const step = codeStep();
       const username = $('username').value.trim();
       const password = $('password').value;
-      if (!username || !password) {
-        error.textContent = 'Enter your username and password.';
+      const code = step ? $('totp-code').value.trim() : '';
+      if (step ? !/^[0-9]{6}$/.test(code) : !username || !password) {
+        error.textContent = step ? 'Enter the 6-digit code.' : 'Enter your username and password.';
         return;
       }
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;
       try {
-        const resp = await api('POST', '/api/login', { username, password });
+        const resp = step
+          ? await api('POST', '/api/login/totp', { ticket: step.dataset.ticket, code })
+          : await api('POST', '/api/login', { username, password });
+        const err = (resp.body && resp.body.error) || {};
         if (resp.status === 200 && resp.body) {
           $('password').value = '';
+          showCodeStep(form, null);
           onLoggedIn(resp.body);
+        } else if (err.code === 'totp_required' && resp.body.ticket) {
+          showCodeStep(form, resp.body.ticket);
         } else {
           error.textContent = loginError(resp);
-          $('password').focus();
+          if (err.code === 'login_expired') showCodeStep(form, null);
+          if (codeStep()) $('totp-code').focus();
+          else $('password').focus();
         }
       } catch (_) {
         error.textContent = 'The service cannot be reached. Check your connection.';

@@ -8,7 +8,7 @@
 //! exhaust memory (19 MiB each). Every response carries `Cache-Control: no-store`.
 
 pub(crate) mod http;
-mod rooms;
+mod totp;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -88,7 +88,7 @@ pub fn router_with(
             post(disable_clinician),
         )
         .route("/api/admin/clinicians/{id}/enable", post(enable_clinician))
-        .merge(rooms::routes())
+        .merge(totp::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(no_store))
         .with_state(state)
@@ -142,6 +142,8 @@ struct LoginBody {
 #[derive(Serialize)]
 struct LoginReply {
     token: String,
+    /// Send back as `X-CSRF-Token` on cookie-authenticated writes ([`crate::csrf`]).
+    csrf_token: String,
     clinician: ClinicianId,
     tenant: TenantId,
     role: StaffRole,
@@ -156,12 +158,23 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let auth = st.auth.clone();
-    let (token, info) = st
+    let result = st
         .hashing(move || auth.login(&body.username, &body.password, ip, Instant::now()))
-        .await??;
+        .await?;
+    match result {
+        Ok((token, info)) => Ok(session_reply(&st, token, info)),
+        Err(AuthError::TotpRequired { ticket }) => Ok(totp::code_required(ticket.expose())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The reply to a completed login: the session token (also as the cookie)
+/// and who it belongs to.
+fn session_reply(st: &ApiState, token: String, info: SessionInfo) -> Response {
     let settings = st.auth.settings();
     let cookie = session_cookie(&token, settings.max_age.as_secs(), st.options.secure_cookie);
     let reply = LoginReply {
+        csrf_token: crate::csrf::token_for(&token),
         token,
         clinician: info.clinician,
         tenant: info.tenant,
@@ -173,7 +186,7 @@ async fn login(
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(SET_COOKIE, v);
     }
-    Ok(res)
+    res
 }
 
 async fn logout(
@@ -206,10 +219,18 @@ struct MeReply {
     display_name: String,
     idle_timeout_secs: u64,
     rooms: Vec<RoomSummary>,
+    /// The session's CSRF token ([`crate::csrf`]).
+    csrf_token: String,
+    /// Whether the account has a TOTP second factor.
+    totp_enabled: bool,
 }
 
 async fn me(State(st): State<ApiState>, headers: HeaderMap) -> Result<Json<MeReply>, ApiError> {
     let s = st.session(&headers)?;
+    let csrf_token = request_token(&headers)
+        .map(|t| crate::csrf::token_for(&t))
+        .unwrap_or_default();
+    let totp_enabled = st.auth.totp_enabled(&s.clinician);
     let rooms = st
         .directory
         .rooms_of(&s.tenant)
@@ -232,6 +253,8 @@ async fn me(State(st): State<ApiState>, headers: HeaderMap) -> Result<Json<MeRep
         display_name: s.display_name,
         idle_timeout_secs: st.auth.settings().idle.as_secs(),
         rooms,
+        csrf_token,
+        totp_enabled,
     }))
 }
 

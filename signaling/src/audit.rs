@@ -58,6 +58,12 @@ pub enum AuditAction {
     RoomClosed,
     /// An admin reopened a closed room.
     RoomReopened,
+    /// A state-changing request was refused by the CSRF check (detail says why).
+    CsrfRejected,
+    /// A clinician turned on a TOTP second factor.
+    TotpEnrolled,
+    /// An admin removed a clinician's TOTP second factor.
+    TotpReset,
 }
 
 /// One audit record. Build it with [`AuditEvent::new`] and the setters.

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod calls;
 pub mod clock;
 pub mod config;
+pub mod csrf;
 pub mod directory;
 pub mod error;
 pub mod fuzzing;

@@ -164,6 +164,8 @@ pub async fn serve(
         services.auth.clone(),
         services.tls.is_some(),
     ));
+    // Last, so that it covers every route above (CSRF on cookie-authenticated /api/ writes).
+    let app = crate::csrf::protect(app, services.auth.clone(), services.audit.clone());
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "signaling listening");
     }

@@ -93,6 +93,15 @@ impl From<AuthError> for ApiError {
             }
             AuthError::UnknownAccount => Self::not_found(),
             AuthError::Invalid(msg) => Self::new(StatusCode::BAD_REQUEST, "invalid_request", msg),
+            AuthError::TotpRequired { .. } => {
+                Self::new(StatusCode::UNAUTHORIZED, "totp_required", e.to_string())
+            }
+            AuthError::LoginExpired => {
+                Self::new(StatusCode::UNAUTHORIZED, "login_expired", e.to_string())
+            }
+            AuthError::TotpAlreadyEnabled => {
+                Self::new(StatusCode::CONFLICT, "totp_already_enabled", e.to_string())
+            }
             AuthError::Hash(_) => {
                 tracing::error!("password hashing failed");
                 Self::internal()

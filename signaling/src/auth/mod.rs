@@ -9,17 +9,21 @@
 //! - [`password`]: Argon2id hashing ([`hash_password`] makes a config hash).
 //! - `sessions`: the token table (tokens stored as SHA-256 only).
 //! - [`throttle`]: failed-login limits and back-off.
+//! - [`totp`] / `totp_login`: the optional TOTP second factor.
 
 pub mod oidc;
 pub mod password;
+mod revoke;
 pub(crate) mod sessions;
 pub mod throttle;
+pub mod totp;
+mod totp_login;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use protocol::{ClinicianId, TenantId};
+use protocol::{ClinicianId, Sensitive, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Audit, AuditAction, AuditEvent};
@@ -108,6 +112,19 @@ pub enum AuthError {
     /// Hashing failed or was asked for weak parameters.
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// The password was right; the account needs a TOTP code next
+    /// ([`Auth::login_totp`] with this ticket).
+    #[error("enter the code from your authenticator app")]
+    TotpRequired {
+        /// Names the checked password for the code step (5 minutes, single use).
+        ticket: Sensitive<String>,
+    },
+    /// The login ticket is unknown, expired, used up or from elsewhere.
+    #[error("the sign-in took too long or was already used; sign in again")]
+    LoginExpired,
+    /// Enrolment asked for an account that already has a second factor.
+    #[error("a second factor is already enabled for this account")]
+    TotpAlreadyEnabled,
 }
 
 /// Authentication service: see the module docs.
@@ -118,6 +135,10 @@ pub struct Auth {
     sessions: SessionStore,
     throttle: Mutex<Throttle>,
     dummy_hash: OnceLock<String>,
+    totp: totp::TotpStore,
+    /// Bumped whenever sessions end early (logout, account disabled), so
+    /// open WebSockets re-check theirs at once ([`Auth::revocations`]).
+    revoked: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -153,6 +174,8 @@ impl Auth {
             audit,
             settings,
             dummy_hash: OnceLock::new(),
+            totp: totp::TotpStore::default(),
+            revoked: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -232,6 +255,7 @@ impl Auth {
             );
             return Err(AuthError::InvalidCredentials);
         }
+        let attempt = self.totp_gate(&info, &name, attempt, source, now)?;
 
         self.throttle
             .lock()
@@ -286,6 +310,7 @@ impl Auth {
     /// [`Auth::logout`], recording the requester's address in the audit line.
     pub fn logout_from(&self, token: &str, source: Option<IpAddr>) -> Option<SessionInfo> {
         let info = self.sessions.remove(token)?;
+        self.revoked.send_modify(|n| *n = n.wrapping_add(1));
         let mut e = AuditEvent::new(AuditAction::Logout)
             .actor(info.clinician.clone())
             .tenant(info.tenant.clone());
@@ -299,7 +324,9 @@ impl Auth {
     /// Ends every session of `clinician` at once (e.g. the account was
     /// disabled). Returns how many ended.
     pub fn end_sessions_of(&self, clinician: &ClinicianId) -> usize {
-        self.sessions.remove_clinician(clinician)
+        let ended = self.sessions.remove_clinician(clinician);
+        self.revoked.send_modify(|n| *n = n.wrapping_add(1));
+        ended
     }
 
     /// Removes expired sessions (auditing each as `session_expired`). Login

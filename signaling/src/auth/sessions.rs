@@ -118,6 +118,17 @@ impl SessionStore {
         Lookup::Valid(s.info.clone())
     }
 
+    /// The live session of `token`, without touching it.
+    pub(crate) fn peek(&self, token: &str, now: Instant) -> Option<SessionInfo> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        self.lock()
+            .get(&hash_token(token))
+            .filter(|s| !self.expired(s, now))
+            .map(|s| s.info.clone())
+    }
+
     /// Removes the session of `token`, returning who it belonged to.
     pub(crate) fn remove(&self, token: &str) -> Option<SessionInfo> {
         if token.len() > MAX_TOKEN_LEN {

@@ -61,6 +61,7 @@ pub(super) async fn run(
     cookie: Option<Sensitive<String>>,
 ) {
     let mut shutdown = shared.shutdown.clone();
+    let mut revoked = shared.auth.revocations();
     let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
     let settings = &shared.settings;
     let hello_deadline = tokio::time::Instant::now() + settings.hello_timeout;
@@ -98,6 +99,9 @@ pub(super) async fn run(
                 let _ = send(&mut socket, &SignalingToClient::error(ErrorCode::BadRequest, msg, None)).await;
                 Flow::Close
             }
+            changed = revoked.changed(), if matches!(conn.state, State::Clinician(_)) => {
+                conn.on_revocation(&mut socket, changed.is_ok()).await
+            }
             _ = shutdown.changed() => {
                 let msg = "the server is shutting down; reconnect shortly";
                 let _ = send(&mut socket, &SignalingToClient::error(ErrorCode::ShuttingDown, msg, None)).await;
@@ -131,6 +135,27 @@ async fn send(socket: &mut WebSocket, msg: &SignalingToClient) -> Result<(), axu
 }
 
 impl Conn {
+    /// Some session ended early (logout, disabled account): if it was this
+    /// connection's, say so and close at once.
+    async fn on_revocation(&mut self, socket: &mut WebSocket, watching: bool) -> Flow {
+        let t = self.shared.clock.now();
+        let live = match &self.state {
+            State::Clinician(token) => {
+                watching && self.shared.auth.session_is_live(token.expose(), t)
+            }
+            _ => true,
+        };
+        if live {
+            return Flow::Continue;
+        }
+        tracing::debug!(conn = self.id.0, "session ended elsewhere");
+        let text = "your session has ended; log in again";
+        let _ = self
+            .reply(socket, ErrorCode::SessionExpired, text, None)
+            .await;
+        Flow::Close
+    }
+
     async fn on_frame(&mut self, socket: &mut WebSocket, frame: Message) -> Flow {
         let text = match frame {
             Message::Text(t) => t,
