@@ -66,6 +66,7 @@ static ASSETS: &[Asset] = &[
     asset!("portal-call.js", JS),
     asset!("portal-dialogs.js", JS),
     asset!("portal.js", JS),
+    asset!("portal-oidc.js", JS),
     asset!("admin.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];

@@ -274,3 +274,16 @@ async fn login_options_offer_the_organisation_button() {
         Some("/portal?org=west&login_error=not_configured")
     );
 }
+
+#[tokio::test]
+async fn portal_page_carries_the_organisation_option() {
+    let env = Env::start().await;
+    let mut b = env.browser();
+    let page = b.get("/portal?org=north&login_error=wrong_tenant").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"id="oidc-start""#), "{}", page.body);
+    assert!(page.body.contains("/static/portal-oidc.js"));
+    let script = b.get("/static/portal-oidc.js").await;
+    assert_eq!(script.status, 200);
+    assert!(script.body.contains("/api/login-options"));
+}
