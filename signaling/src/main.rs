@@ -35,6 +35,15 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(2);
     }
     signaling::logging::init(config.log_format, &config.log)?;
+    if let Some(url) = &config.redis_url {
+        // Issue 7: refuse to start without the Redis that was asked for.
+        let redis = signaling::store::RedisHandle::new(url.expose())?;
+        if let Err(e) = redis.check().await {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+        tracing::warn!("--redis-url: Redis answers, but state is not shared through it yet");
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -50,27 +50,31 @@ impl SyncRedis {
         f: impl FnOnce(&mut Connection) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let mut guard = self.lock();
-        let conn = match guard.as_mut() {
-            Some(c) => c,
-            None => {
-                let c = self
-                    .handle
-                    .client()
-                    .get_connection_with_timeout(CONNECT_TIMEOUT)?;
-                c.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-                c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
-                guard.insert(c)
-            }
+        let mut conn = if let Some(c) = guard.take() {
+            c
+        } else {
+            self.connect()?
         };
-        let result = f(conn);
-        if let Err(e) = &result
-            && (e.is_io_error()
+        let result = f(&mut conn);
+        let broken = result.as_ref().is_err_and(|e| {
+            e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_timeout()
-                || e.is_unrecoverable_error())
-        {
-            *guard = None;
+                || e.is_unrecoverable_error()
+        });
+        if !broken {
+            *guard = Some(conn);
         }
         result
+    }
+
+    fn connect(&self) -> RedisResult<Connection> {
+        let c = self
+            .handle
+            .client()
+            .get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        c.set_read_timeout(Some(COMMAND_TIMEOUT))?;
+        c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+        Ok(c)
     }
 }

@@ -13,6 +13,8 @@
 //!   (memory: the auth module's session table; Redis: [`sessions::RedisSessions`]).
 //! - [`seats`]: waiting-room seats, queues and the patient details that go
 //!   with them ([`seats::SeatStore`]: memory and Redis).
+//! - [`bus`]: the cross-node event bus ([`bus::EventBus`]: memory and
+//!   Redis pub/sub).
 //! - [`redis_server`]: starts a private `redis-server` on a free loopback
 //!   port (tests).
 //!
@@ -24,6 +26,7 @@
 //! Nothing here logs names, intake answers or tokens: keys carry ids and
 //! token hashes only.
 
+pub mod bus;
 mod conn;
 pub mod redis_server;
 pub mod registry;
@@ -123,6 +126,17 @@ impl RedisHandle {
             Err(_) => Err(unreachable("no answer within 2 s")),
         }
     }
+}
+
+/// Lower-case hex of `bytes` (token hashes in keys).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn unreachable(why: &str) -> Error {

@@ -23,7 +23,7 @@ use protocol::{ClinicianId, ParticipantId, RoomId, Sensitive, TenantId};
 use redis::Script;
 
 use super::seats::{PatientDetails, QueueEnd, SeatRecord, SeatState, SeatStore, TokenHash};
-use super::{RedisHandle, SyncRedis, redis_error};
+use super::{RedisHandle, SyncRedis, hex, redis_error};
 use crate::Error;
 
 /// Lua: enqueue(P, t, r, p, front) puts `p` at one end of the room's queue.
@@ -196,10 +196,6 @@ impl RedisSeats {
             })
             .map_err(|e| redis_error(what, &e))
     }
-}
-
-fn hex(bytes: &TokenHash) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<TokenHash> {

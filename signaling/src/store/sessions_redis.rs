@@ -17,7 +17,7 @@ use redis::Script;
 use sha2::{Digest, Sha256};
 
 use super::sessions::{Lookup, SessionBackend};
-use super::{RedisHandle, SyncRedis, WallClock, redis_error};
+use super::{RedisHandle, SyncRedis, WallClock, hex, redis_error};
 use crate::Error;
 use crate::auth::{SessionInfo, StaffRole};
 
@@ -119,10 +119,7 @@ impl RedisSessions {
 }
 
 fn hash_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(token.as_bytes()))
 }
 
 fn micros(d: Duration) -> i64 {

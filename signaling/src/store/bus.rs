@@ -1,0 +1,222 @@
+//! The cross-node event bus: [`EventBus`] carries [`ClusterEvent`]s from
+//! the signaling node where something happened to every other node (a
+//! patient arrived through node B; node A's clinicians must see it).
+//!
+//! [`MemoryBus`] serves one process (every "node" holds the same bus);
+//! [`RedisBus`] uses Redis pub/sub on the channel `P:events`. Pub/sub is
+//! at-most-once: a node that is disconnected misses events, so a node that
+//! (re)subscribes must re-read the shared stores (seats, registry) rather
+//! than trust the bus alone. Events carry ids only, never names or answers.
+//!
+//! Not wired into the lobby yet (see docs/operations.md, "Scaling out").
+
+use std::fmt;
+
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use protocol::{ClinicianId, NodeId, ParticipantId, RoomId, TenantId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+use super::{RedisHandle, redis_error};
+use crate::Error;
+
+/// Events buffered per subscriber before the slowest loses the oldest.
+const BUFFER: usize = 1024;
+
+/// Something another node must know. Ids only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClusterEvent {
+    /// A patient took a seat (or resumed) in a waiting room.
+    PatientArrived {
+        /// The room's organisation.
+        tenant: TenantId,
+        /// The waiting room.
+        room: RoomId,
+        /// The seat.
+        participant: ParticipantId,
+    },
+    /// A seat is gone (left, denied, timed out, consultation ended).
+    PatientLeft {
+        /// The room's organisation.
+        tenant: TenantId,
+        /// The seat.
+        participant: ParticipantId,
+    },
+    /// A clinician admitted a patient.
+    PatientAdmitted {
+        /// The room's organisation.
+        tenant: TenantId,
+        /// The seat.
+        participant: ParticipantId,
+        /// Who admitted.
+        clinician: ClinicianId,
+    },
+    /// A call moved to another relay.
+    RelayMoved {
+        /// The call.
+        call: RoomId,
+        /// Its new relay.
+        to: NodeId,
+    },
+}
+
+/// One message on the bus: the event and the node that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusMessage {
+    /// The signaling node that published it (a node skips its own).
+    pub origin: NodeId,
+    /// What happened.
+    pub event: ClusterEvent,
+}
+
+/// Receives the bus's messages, in publication order per publisher.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: mpsc::Receiver<BusMessage>,
+}
+
+impl Subscription {
+    /// The next message; `None` once the bus is gone.
+    pub async fn recv(&mut self) -> Option<BusMessage> {
+        self.rx.recv().await
+    }
+}
+
+/// Publish/subscribe between signaling nodes.
+pub trait EventBus: Send + Sync + fmt::Debug {
+    /// Sends `msg` to every current subscriber (on every node).
+    fn publish(&self, msg: &BusMessage) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// A new subscription; it receives what is published after this returns.
+    fn subscribe(&self) -> BoxFuture<'_, Result<Subscription, Error>>;
+}
+
+/// The bus inside one process.
+#[derive(Debug)]
+pub struct MemoryBus {
+    tx: broadcast::Sender<BusMessage>,
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        Self {
+            tx: broadcast::channel(BUFFER).0,
+        }
+    }
+}
+
+impl MemoryBus {
+    /// A bus with no subscribers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl EventBus for MemoryBus {
+    fn publish(&self, msg: &BusMessage) -> BoxFuture<'_, Result<(), Error>> {
+        // No subscriber is fine: nobody listens yet.
+        let _ = self.tx.send(msg.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn subscribe(&self) -> BoxFuture<'_, Result<Subscription, Error>> {
+        let mut from = self.tx.subscribe();
+        let (tx, rx) = mpsc::channel(BUFFER);
+        tokio::spawn(async move {
+            loop {
+                match from.recv().await {
+                    Ok(m) => {
+                        if tx.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "event bus: a slow subscriber lost events");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Box::pin(async { Ok(Subscription { rx }) })
+    }
+}
+
+/// The bus over Redis pub/sub (channel `P:events`, JSON messages).
+#[derive(Debug)]
+pub struct RedisBus {
+    handle: RedisHandle,
+    channel: String,
+    publisher: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+}
+
+impl RedisBus {
+    /// A bus on `handle`'s Redis (connects on first use).
+    pub fn new(handle: RedisHandle) -> Self {
+        let channel = handle.key("events");
+        Self {
+            handle,
+            channel,
+            publisher: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl EventBus for RedisBus {
+    fn publish(&self, msg: &BusMessage) -> BoxFuture<'_, Result<(), Error>> {
+        let json = serde_json::to_string(msg);
+        Box::pin(async move {
+            let json = json.map_err(|_| Error::Redis("encoding a bus message".into()))?;
+            let manager = self
+                .publisher
+                .get_or_try_init(|| self.handle.client().get_connection_manager())
+                .await
+                .map_err(|e| redis_error("connecting the event bus", &e))?;
+            // The manager reconnects by itself after a broken connection.
+            let mut conn = manager.clone();
+            redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(json)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| redis_error("publishing an event", &e))?;
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self) -> BoxFuture<'_, Result<Subscription, Error>> {
+        Box::pin(async move {
+            let mut pubsub = self
+                .handle
+                .client()
+                .get_async_pubsub()
+                .await
+                .map_err(|e| redis_error("connecting the event bus", &e))?;
+            pubsub
+                .subscribe(&self.channel)
+                .await
+                .map_err(|e| redis_error("subscribing to events", &e))?;
+            let (tx, rx) = mpsc::channel(BUFFER);
+            tokio::spawn(async move {
+                let mut messages = pubsub.into_on_message();
+                while let Some(m) = messages.next().await {
+                    let Ok(payload) = m.get_payload::<String>() else {
+                        continue;
+                    };
+                    let Ok(msg) = serde_json::from_str::<BusMessage>(&payload) else {
+                        tracing::warn!("event bus: an undecodable message, skipped");
+                        continue;
+                    };
+                    if tx.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                // The connection broke: the subscriber sees the end and
+                // must resubscribe (and re-read the shared stores).
+                tracing::warn!("event bus: Redis subscription ended");
+            });
+            Ok(Subscription { rx })
+        })
+    }
+}
