@@ -1,6 +1,6 @@
 // The admin view (`/admin`): the organisation's clinician accounts through
 // the admin REST API (docs/accounts.md: list, create, disable, enable) and
-// its waiting rooms (from /api/me) with each room's patient link.
+// its rooms (admin-rooms.js: list, create, edit, close, reopen).
 'use strict';
 
 (() => {
@@ -48,7 +48,7 @@
       return;
     }
     showOnly(VIEWS, 'view-admin');
-    renderRooms(me.rooms || []);
+    await Anteroom.adminRooms.load({ call, apiError });
     await loadAccounts();
   }
 
@@ -89,17 +89,6 @@
     } else {
       announce(`Could not ${action} ${account.username}: ${apiError(resp)}`);
     }
-  }
-
-  function renderRooms(rooms) {
-    $('room-list').replaceChildren(...rooms.map((r) => {
-      const link = `${location.origin}/r/${encodeURIComponent(r.id)}`;
-      return el('tr', {},
-        el('td', { text: r.name }),
-        el('td', { text: r.id }),
-        el('td', { text: r.hide_position ? 'hidden' : 'shown' }),
-        el('td', {}, el('a', { href: link, text: link })));
-    }));
   }
 
   $('create-form').addEventListener('submit', async (ev) => {

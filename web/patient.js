@@ -13,6 +13,7 @@
   const invite = parts[0] === 'i' ? decodeURIComponent(parts[1] || '') : null;
   const room = parts[0] === 'r' ? decodeURIComponent(parts[1] || '') : null;
   const storageKey = `anteroom.resume:${location.pathname}`;
+  const CLOSED_TEXT = 'This waiting room is closed at the moment. Please try again later or contact the practice.';
 
   const state = {
     step: 'step-loading',
@@ -82,6 +83,7 @@
         $('room-name').textContent = msg.name;
         document.title = `${msg.name} · Anteroom`;
         renderQuestions(msg.intake || []);
+        if (msg.closed && !state.seat && !state.pendingResume && !invite) fail(CLOSED_TEXT);
         $('queue-info').hidden = Boolean(msg.hide_position);
         break;
       case 'joined':
@@ -152,6 +154,10 @@
     }
     if (msg.code === 'not_found' && !state.seat) {
       fail(invite ? 'This invitation link is not valid any more. Ask for a new one.' : 'This waiting room does not exist. Please check the link you were given.');
+      return;
+    }
+    if (msg.code === 'room_closed') {
+      fail(CLOSED_TEXT);
       return;
     }
     if (msg.code === 'invite_invalid') {

@@ -68,6 +68,7 @@ static ASSETS: &[Asset] = &[
     asset!("portal.js", JS),
     asset!("portal-oidc.js", JS),
     asset!("admin.js", JS),
+    asset!("admin-rooms.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 

@@ -93,3 +93,118 @@ async fn an_admin_manages_accounts_and_sees_the_rooms() -> Result<()> {
     server.await??;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_a_room_a_patient_joins_it_and_closing_turns_new_patients_away()
+-> Result<()> {
+    let (services, demo) = Services::from_config(&Config::dev())?;
+    let demo = demo.context("--dev has demo credentials")?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, services, async {
+        let _ = stopped.await;
+    }));
+    let browser = Browser::launch().await?;
+
+    let admin = browser.tab(&format!("{base}/admin")).await?;
+    sign_in(&admin, &demo.admin_username, &demo.admin_password).await?;
+    admin.wait_for(&visible("view-admin")).await?;
+    admin
+        .wait_for("document.getElementById('room-list').textContent.includes('Demo waiting room')")
+        .await?;
+
+    // An empty name is refused in the page; an empty question too.
+    admin.click("#room-submit").await?;
+    admin
+        .wait_for("document.getElementById('room-error').textContent.includes('name')")
+        .await?;
+    admin.fill("#room-name", "Physio follow-ups").await?;
+    admin.click("#room-hide").await?;
+    admin.click("#room-add-question").await?;
+    admin.click("#room-submit").await?;
+    admin
+        .wait_for(
+            "document.getElementById('room-error').textContent.includes('Question 1 is empty')",
+        )
+        .await?;
+    admin
+        .fill("#room-questions .q-label", "Which treatment is this about?")
+        .await?;
+    admin.click("#room-questions .q-required").await?;
+    // Every control of the form has a label.
+    let unlabelled = admin
+        .eval("[...document.querySelectorAll('#room-form input, #room-form select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)")
+        .await?;
+    assert_eq!(unlabelled, serde_json::json!([]), "unlabelled controls");
+    admin.click("#room-submit").await?;
+    let row = "[...document.querySelectorAll('#room-list tr')].find(r => r.textContent.includes('Physio follow-ups'))";
+    admin
+        .wait_for(&format!("{row} && {row}.textContent.includes('open')"))
+        .await?;
+    assert!(
+        admin
+            .text("#status")
+            .await?
+            .contains("Physio follow-ups created")
+    );
+    let link = admin
+        .eval(&format!("{row}.querySelector('a').getAttribute('href')"))
+        .await?;
+    let link = link.as_str().context("the room's link")?.to_owned();
+    assert!(
+        link.starts_with(&format!("{base}/r/physio-follow-ups-")),
+        "{link}"
+    );
+    admin
+        .screenshot(&screenshot_path("admin-rooms.png"))
+        .await?;
+
+    // A patient opens the link, answers the room's question and waits.
+    let patient = browser.tab(&link).await?;
+    patient.wait_for(&visible("step-device")).await?;
+    patient
+        .wait_for("document.getElementById('room-name').textContent === 'Physio follow-ups'")
+        .await?;
+    patient.click("#device-next").await?;
+    patient.wait_for(&visible("step-intake")).await?;
+    patient.fill("#display-name", "Alex Example").await?;
+    patient
+        .fill("textarea[data-question=q1]", "Knee exercises")
+        .await?;
+    patient.click("#join").await?;
+    patient.wait_for(&visible("step-waiting")).await?;
+    assert!(
+        patient.eval(&visible("queue-info")).await? == false,
+        "the room hides the position"
+    );
+
+    // Closed: a new patient is turned away; the waiting one keeps the seat.
+    admin
+        .click("button[aria-label='Close Physio follow-ups']")
+        .await?;
+    admin
+        .wait_for(&format!("{row}.textContent.includes('closed')"))
+        .await?;
+    let late = browser.tab(&link).await?;
+    late.wait_for(&visible("step-error")).await?;
+    assert!(
+        late.text("#error-text").await?.contains("closed"),
+        "the late patient is told the room is closed"
+    );
+    assert!(patient.eval(&visible("step-waiting")).await? == true);
+
+    // Reopened: the late patient can join.
+    admin
+        .click("button[aria-label='Reopen Physio follow-ups']")
+        .await?;
+    admin
+        .wait_for(&format!("{row}.textContent.includes('open')"))
+        .await?;
+    late.reload().await?;
+    late.wait_for(&visible("step-device")).await?;
+
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
