@@ -117,6 +117,20 @@ pub struct Config {
     /// `/metrics` access: see [`crate::metrics::MetricsArgs`].
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+
+    /// Connection time limits: see [`crate::listen::ListenArgs`].
+    #[command(flatten)]
+    pub timeouts: crate::listen::ListenArgs,
+
+    /// Which web pages may open `/ws`: see [`crate::ws::origin::OriginArgs`].
+    #[command(flatten)]
+    pub origins: crate::ws::origin::OriginArgs,
+
+    /// Check the configuration (flags, environment, directory file, TLS
+    /// files, audit log path, secrets) and exit: prints `config ok` (exit 0)
+    /// or the problem (exit 2). Binds nothing and connects nowhere.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// Shortest accepted relay secret, in bytes.
@@ -189,6 +203,7 @@ impl Config {
             crate::store::parse_url(url.expose())?;
         }
         self.tls.validate(self.dev)?;
+        self.timeouts.validate()?;
         Ok(())
     }
 
@@ -228,7 +243,8 @@ impl Config {
             max_frame_bytes: self.max_frame_bytes,
             rate_per_sec: self.rate_limit_per_sec,
             rate_burst: self.rate_limit_burst,
-            ..WsSettings::default()
+            hello_timeout: self.timeouts.hello_timeout(),
+            origins: self.origins.policy(),
         }
     }
 }

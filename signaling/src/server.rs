@@ -56,6 +56,8 @@ pub struct Services {
     pub tls: Option<crate::tls::Tls>,
     /// Who may read `/metrics`.
     pub metrics: crate::metrics::MetricsArgs,
+    /// Header-read and TLS-handshake time limits of the listener.
+    pub listen: crate::listen::ListenLimits,
 }
 
 impl Services {
@@ -96,6 +98,7 @@ impl Services {
             relays: RelayPool::new(config.relay_settings()),
             tls: None,
             metrics: config.metrics.clone(),
+            listen: config.timeouts.limits(),
         }
     }
 }
@@ -176,7 +179,8 @@ pub async fn serve(
         let _ = stop_tx.send(true);
         pool.close_all();
     };
-    let result = crate::tls::serve(listener, app, services.tls.clone(), graceful).await;
+    let (tls, limits) = (services.tls.clone(), services.listen);
+    let result = crate::listen::serve(listener, app, tls, limits, graceful).await;
 
     // Every connection task holds a clone of `alive`; wait for them to end.
     drop(shared);

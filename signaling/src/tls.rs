@@ -6,14 +6,15 @@
 //!   provider, ALPN `http/1.1`), its leaf certificate's SHA-256 fingerprint
 //!   and the HSTS header it implies. [`Tls::self_signed`] makes one with
 //!   rcgen for `--dev-tls` and tests.
-//! - [`serve`]: serves a router over plain TCP or TLS. TLS handshakes run in
-//!   their own tasks, each bounded by [`HANDSHAKE_TIMEOUT`] and at most
-//!   [`MAX_HANDSHAKES`] at a time, so a client that opens a connection and
-//!   sends nothing (or half a ClientHello) delays nobody else.
+//! - [`TlsListener`]: accepts TCP connections and hands on those whose TLS
+//!   handshake completed ([`crate::listen::serve`] serves them). Handshakes
+//!   run in their own tasks, each bounded by a timeout
+//!   (`--tls-handshake-timeout-ms`, default [`HANDSHAKE_TIMEOUT`]) and at
+//!   most [`MAX_HANDSHAKES`] at a time, so a client that opens a connection
+//!   and sends nothing (or half a ClientHello) delays nobody else.
 //! - [`with_hsts`]: adds `Strict-Transport-Security` to every response when
 //!   TLS is on.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +24,6 @@ use axum::Router;
 use axum::http::HeaderValue;
 use axum::http::header::STRICT_TRANSPORT_SECURITY;
 use axum::response::Response;
-use axum::serve::ListenerExt as _;
 use sha2::{Digest as _, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -36,7 +36,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::Error;
 
-/// Longest a client may take to complete its TLS handshake.
+/// Default of the longest a client may take to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handshakes in progress at once; connections beyond are closed at once.
@@ -197,6 +197,11 @@ impl Tls {
     pub fn hsts(&self) -> &HeaderValue {
         &self.hsts
     }
+
+    /// The handshake half of this configuration.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
+    }
 }
 
 fn hsts_value(max_age: u64) -> HeaderValue {
@@ -226,39 +231,6 @@ pub fn with_hsts(app: Router, tls: Option<&Tls>) -> Router {
     }))
 }
 
-/// Serves `app` on `listener` (over TLS if `tls` is set) with client
-/// addresses as `ConnectInfo<SocketAddr>`, until `graceful` completes and
-/// open connections end.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    tls: Option<Tls>,
-    graceful: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = with_hsts(app, tls.as_ref());
-    let make = app.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        None => {
-            // Small JSON frames must not wait for delayed ACKs (Nagle added
-            // ~44 ms to every join, measured with `bench lobby`).
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, make)
-                .with_graceful_shutdown(graceful)
-                .await
-        }
-        Some(tls) => {
-            // `tap_io` only adapts the type: axum provides `ConnectInfo`
-            // for tapped listeners whose address is a `SocketAddr`.
-            let listener = TlsListener::new(listener, tls.acceptor)?.tap_io(|_| {});
-            axum::serve(listener, make)
-                .with_graceful_shutdown(graceful)
-                .await
-        }
-    }
-}
-
 /// A listener that yields connections whose TLS handshake completed.
 /// Dropping it stops accepting (and abandons handshakes in progress).
 #[derive(Debug)]
@@ -269,12 +241,31 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Starts accepting on `listener`, handshaking with `acceptor`.
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+    /// Starts accepting on `listener`, handshaking with `acceptor`; a
+    /// handshake not done within `timeout` is abandoned.
+    pub fn new(
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        timeout: Duration,
+    ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
-        let task = tokio::spawn(accept_loop(listener, acceptor, tx));
+        let task = tokio::spawn(accept_loop(listener, acceptor, timeout, tx));
         Ok(Self { ready, local, task })
+    }
+
+    /// The next connection whose handshake completed, with its address.
+    pub async fn next(&mut self) -> (TlsStream<TcpStream>, SocketAddr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept loop only ends when this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The address this listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 }
 
@@ -284,26 +275,10 @@ impl Drop for TlsListener {
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    timeout: Duration,
     ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
@@ -326,7 +301,7 @@ async fn accept_loop(
         let (acceptor, ready) = (acceptor.clone(), ready.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
                     let _ = ready.send((stream, addr)).await;
                 }

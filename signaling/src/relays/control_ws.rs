@@ -127,5 +127,8 @@ async fn run(mut socket: WebSocket, pool: Arc<RelayPool>) {
 pub fn router(pool: Arc<RelayPool>) -> axum::Router {
     axum::Router::new()
         .route("/control", axum::routing::get(handler))
+        .route_layer(axum::middleware::from_fn(
+            crate::ws::origin::refuse_browsers,
+        ))
         .with_state(pool)
 }

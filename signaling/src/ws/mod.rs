@@ -5,6 +5,7 @@
 //! - `conn`: one task per connection: hello, session checks, size and rate
 //!   limits, parsing, role checks; then forwards messages to the lobby task.
 //! - [`rate`]: the per-connection token bucket.
+//! - [`origin`]: which web pages may open `/ws` (403 otherwise).
 //!
 //! Frames larger than [`WsSettings::max_frame_bytes`] get a `too_large`
 //! error and the connection stays open, up to a hard cap of
@@ -13,6 +14,7 @@
 
 mod conn;
 pub mod driver;
+pub mod origin;
 pub mod rate;
 
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub struct WsSettings {
     pub rate_burst: u32,
     /// How long a new connection may take to send `hello`.
     pub hello_timeout: Duration,
+    /// Which `Origin`s may open a socket.
+    pub origins: origin::OriginPolicy,
 }
 
 impl Default for WsSettings {
@@ -59,6 +63,7 @@ impl Default for WsSettings {
             rate_per_sec: 20,
             rate_burst: 40,
             hello_timeout: Duration::from_secs(10),
+            origins: origin::OriginPolicy::SameHost,
         }
     }
 }
@@ -176,12 +181,17 @@ impl Shared {
     }
 }
 
-/// `GET /ws`: upgrades and runs the connection.
+/// `GET /ws`: upgrades and runs the connection; 403 if the `Origin` is not
+/// allowed ([`origin`]).
 pub async fn handler(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if !shared.settings.origins.allows(&headers) {
+        tracing::debug!("WebSocket upgrade refused: origin not allowed");
+        return origin::forbidden();
+    }
     let cap = shared.settings.hard_frame_cap();
     let cookie = cookie_session(&headers);
     upgrade
