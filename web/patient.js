@@ -10,10 +10,20 @@
   const STEPS = ['step-loading', 'step-error', 'step-device', 'step-intake', 'step-waiting', 'step-call', 'step-ended'];
 
   const parts = location.pathname.split('/').filter(Boolean);
-  const invite = parts[0] === 'i' ? decodeURIComponent(parts[1] || '') : null;
+  const invite = parts[0] === 'i' ? takeInvite(decodeURIComponent(parts[1] || '')) : null;
   const room = parts[0] === 'r' ? decodeURIComponent(parts[1] || '') : null;
   const storageKey = `anteroom.resume:${location.pathname}`;
   const CLOSED_TEXT = 'This waiting room is closed at the moment. Please try again later or contact the practice.';
+
+  // An invitation token never stays in the address bar or the history
+  // (issue 8): it moves to this tab's sessionStorage and the URL becomes
+  // `/i/-`, which a refresh reads back from there.
+  function takeInvite(fromUrl) {
+    const key = 'anteroom.invite';
+    if (fromUrl && fromUrl !== '-') sessionStorage.setItem(key, fromUrl);
+    history.replaceState(null, '', '/i/-');
+    return sessionStorage.getItem(key) || '-';
+  }
 
   const state = {
     step: 'step-loading',
@@ -79,6 +89,7 @@
         afterWelcome();
         break;
       case 'room_info':
+        if (state.seat && msg.room !== state.seat.room) break;
         state.info = msg;
         $('room-name').textContent = msg.name;
         document.title = `${msg.name} · Anteroom`;
@@ -91,6 +102,7 @@
         state.seat = { room: msg.room, participant: msg.participant };
         Anteroom.debug.seat = state.seat;
         sessionStorage.setItem(storageKey, msg.resume_token);
+        if (!state.info || state.info.room !== msg.room) socket.send({ type: 'get_room', room: msg.room });
         if (state.step !== 'step-call') {
           step('step-waiting');
           state.note = msg.resumed ? 'You are back in the waiting room; your place was kept. ' : 'You are in the waiting room. ';
@@ -106,9 +118,13 @@
         break;
       case 'transferred':
       case 'returned_to_queue':
+        if (state.seat) state.seat.room = msg.room;
+        if (!state.info || state.info.room !== msg.room) socket.send({ type: 'get_room', room: msg.room });
         leaveCallView();
         step('step-waiting');
-        announce(msg.type === 'transferred' ? 'You were moved to another waiting room.' : 'You are back at the front of the queue.');
+        // Kept as the prefix of the queue status that follows at once.
+        state.note = msg.type === 'transferred' ? 'You were moved to another waiting room. ' : 'You are back at the front of the queue. ';
+        announce(state.note);
         break;
       case 'denied':
         ended('You were not admitted', msg.message || 'The clinician could not see you in this waiting room.');
