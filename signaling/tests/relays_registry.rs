@@ -110,9 +110,9 @@ fn the_redis_registry_keeps_the_contract() {
     use signaling::store::registry::RedisRegistry;
 
     let server = RedisServer::start().expect("a private redis-server");
-    contract(&RedisRegistry::new(
-        RedisHandle::new(&server.url()).expect("url"),
-    ));
+    let reg = RedisRegistry::new(RedisHandle::new(&server.url()).expect("url"));
+    contract(&reg);
+    assert_eq!(reg.errors(), 0, "no Redis operation failed along the way");
 }
 
 #[test]

@@ -15,6 +15,8 @@
 //!   with them ([`seats::SeatStore`]: memory and Redis).
 //! - [`bus`]: the cross-node event bus ([`bus::EventBus`]: memory and
 //!   Redis pub/sub).
+//! - [`lease`]: which node owns what, for a while ([`lease::LeaseStore`]:
+//!   memory and Redis), with fencing tokens.
 //! - [`redis_server`]: starts a private `redis-server` on a free loopback
 //!   port (tests).
 //!
@@ -28,6 +30,7 @@
 
 pub mod bus;
 mod conn;
+pub mod lease;
 pub mod redis_server;
 pub mod registry;
 pub mod seats;

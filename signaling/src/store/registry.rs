@@ -209,6 +209,10 @@ impl NodeRegistry for RedisRegistry {
         };
         ids.sort();
         let ids: Vec<NodeId> = ids.iter().filter_map(|s| NodeId::new(s).ok()).collect();
+        if ids.is_empty() {
+            // redis-rs refuses an empty pipeline.
+            return Vec::new();
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.hgetall(self.node_key(id));

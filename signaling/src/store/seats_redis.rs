@@ -368,6 +368,10 @@ impl SeatStore for RedisSeats {
             .into_iter()
             .filter_map(|p| ParticipantId::new(p).ok())
             .collect();
+        if ids.is_empty() {
+            // redis-rs refuses an empty pipeline.
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for p in &ids {
             pipe.cmd("HMGET")
