@@ -186,11 +186,13 @@ fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool) {
         .count();
     let mut latency = meter.latency.clone();
     latency.sort_unstable();
+    let mut copies = meter.copy_latency.clone();
+    copies.sort_unstable();
     let mut pacing = pacing_delays(&h, &subs, &received_before, &sent);
     pacing.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "{subscribers:>4} subs | bwe {:>6} | {:>7} fwd | cpu {:>5.2} µs/pkt (wall {:>5.2}) | relay cpu {:>6.1} ms per media-s | {} latency p50 {:>5.0} µs p99 {:>5.0} µs max {:>5.0} µs | pacing p50 {:>5.0} µs p99 {:>5.0} µs max {:>6.0} µs | delivered {:.4} of {expected} | out datagrams {} | setup {:.1}s ({video_subs} video subs)",
+        "{subscribers:>4} subs | bwe {:>6} | {:>7} fwd | cpu {:>5.2} µs/pkt (wall {:>5.2}) | relay cpu {:>6.1} ms per media-s | {} latency per pkt p50 {:>5.0} µs p99 {:>5.0} µs max {:>5.0} µs, per copy p50 {:>5.0} µs p99 {:>5.0} µs | pacing p50 {:>5.0} µs p99 {:>5.0} µs max {:>6.0} µs | delivered {:.4} of {expected} | out datagrams {} | setup {:.1}s ({video_subs} video subs)",
         match bwe {
             Bwe::Off => "off",
             Bwe::Policy => "policy",
@@ -204,6 +206,8 @@ fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool) {
         us(percentile(&latency, 0.5)),
         us(percentile(&latency, 0.99)),
         us(percentile(&latency, 1.0)),
+        us(percentile(&copies, 0.5)),
+        us(percentile(&copies, 0.99)),
         us(percentile(&pacing, 0.5)),
         us(percentile(&pacing, 0.99)),
         us(percentile(&pacing, 1.0)),

@@ -212,7 +212,7 @@ impl Sfu {
         self.stats.rtp_forwarded += 1;
         // Drained at the next poll, once for all packets of this input batch.
         if !std::mem::replace(&mut sub.unflushed, true) {
-            self.unflushed.push(s.sub);
+            self.unflushed.push_back(s.sub);
         }
         false
     }

@@ -104,14 +104,24 @@ impl Sfu {
     }
 
     /// The next output. Call until it returns [`Output::Timeout`].
+    ///
+    /// Subscribers written to since the last poll are drained here, one at
+    /// a time and only when the output queue is empty, so the driver sends
+    /// the first subscriber's datagrams while the others wait their turn
+    /// (rather than all of a batch's copies being encrypted before the
+    /// first is sent, and held in memory meanwhile).
     pub fn poll_output(&mut self) -> Output {
-        if let Some(o) = self.out.pop_front() {
-            return o;
-        }
-        if !self.unflushed.is_empty() {
-            self.flush();
+        loop {
             if let Some(o) = self.out.pop_front() {
                 return o;
+            }
+            let Some(key) = self.unflushed.pop_front() else {
+                break;
+            };
+            if self.participants.get(key).is_some_and(|p| p.unflushed) {
+                self.drain(key);
+                // What draining raised may write more (queued behind).
+                self.process();
             }
         }
         let next = self
@@ -119,25 +129,6 @@ impl Sfu {
             .first()
             .map_or(self.next_tick, |(t, _)| (*t).min(self.next_tick));
         Output::Timeout(next)
-    }
-
-    /// Drains every subscriber written to since its last drain (and handles
-    /// what that raises, which may write more).
-    fn flush(&mut self) {
-        let mut keys = Vec::new();
-        while !self.unflushed.is_empty() {
-            std::mem::swap(&mut keys, &mut self.unflushed);
-            for key in keys.drain(..) {
-                if self.participants.get(key).is_some_and(|p| p.unflushed) {
-                    self.drain(key);
-                }
-            }
-            self.process();
-        }
-        // Keep the allocation for the next batch.
-        if self.unflushed.capacity() < keys.capacity() {
-            self.unflushed = keys;
-        }
     }
 
     pub(super) fn advance(&mut self, now: Instant) {

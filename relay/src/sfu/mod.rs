@@ -103,8 +103,8 @@ pub struct Sfu {
     /// str0m events awaiting handling (drained `Rtc`s push here).
     events: VecDeque<(PKey, str0m::Event)>,
     /// Subscribers written to and not drained yet: drained once per batch
-    /// of input, when the driver polls (see `io.rs`).
-    unflushed: Vec<PKey>,
+    /// of input, one by one as the driver polls (see `io.rs`).
+    unflushed: VecDeque<PKey>,
     /// Participants whose negotiation state changed.
     dirty: Vec<PKey>,
     /// Participants to remove once the current event batch is done.
@@ -157,7 +157,7 @@ impl Sfu {
             due: Vec::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
-            unflushed: Vec::new(),
+            unflushed: VecDeque::new(),
             dirty: Vec::new(),
             leaving: Vec::new(),
             stats: SfuStats::default(),

@@ -24,6 +24,12 @@ pub struct Meter {
     /// harness delivers one by one) until the SFU was polled empty after it,
     /// i.e. until every subscriber copy of it was ready to send.
     pub latency: Vec<Duration>,
+    /// Per datagram the SFU handed out while publisher datagrams were
+    /// awaiting (their copies, and the little else sent meanwhile): wall
+    /// time from the arrival of the oldest awaiting one until the SFU handed
+    /// it out. The driver sends each datagram as it is handed out, so this
+    /// is the relay's added latency per copy (without the send itself).
+    pub copy_latency: Vec<Duration>,
     /// Arrival wall times of publisher datagrams not yet polled out.
     awaiting: Vec<Duration>,
 }
@@ -42,6 +48,7 @@ impl Meter {
             total_wall: Duration::ZERO,
             publisher,
             latency: Vec::new(),
+            copy_latency: Vec::new(),
             awaiting: Vec::new(),
         }
     }
@@ -66,6 +73,14 @@ impl Meter {
     /// A publisher datagram arrived at wall time `at`.
     pub(super) fn arrived(&mut self, at: Duration) {
         self.awaiting.push(at);
+    }
+
+    /// The SFU handed out a datagram.
+    pub(super) fn copied(&mut self) {
+        if let Some(&first) = self.awaiting.first() {
+            let now = (self.wall)();
+            self.copy_latency.push(now.saturating_sub(first));
+        }
     }
 
     /// The SFU was just polled empty: every datagram handed in so far is

@@ -270,11 +270,16 @@ impl Harness {
 
     fn on_sfu_output(&mut self, o: Output) {
         match o {
-            Output::Transmit(t) => self.in_flight.push_back(Datagram {
-                source: t.source,
-                destination: t.destination,
-                contents: t.contents,
-            }),
+            Output::Transmit(t) => {
+                if let Some(m) = &mut self.meter {
+                    m.copied();
+                }
+                self.in_flight.push_back(Datagram {
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents,
+                });
+            }
             Output::Event(e) => {
                 if let SfuEvent::Renegotiate {
                     room,
