@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::fmt::Write as _;
+
 use std::sync::Arc;
 
 use protocol::client::ErrorCode;
@@ -249,16 +251,17 @@ fn org_with_admin() -> String {
         ("dr-a", "clinician"),
         ("dr-a2", "clinician"),
     ] {
-        s.push_str(&format!(
+        let _ = write!(
+            s,
             "[[clinician]]\nid = \"{id}\"\ntenant = \"org-a\"\nusername = \"{id}\"\n\
              display_name = \"Dr {id}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
-        ));
+        );
     }
     s
 }
 
 /// A full server whose directory has an admin (`boss`) and clinicians `dr-a`, `dr-a2`.
-pub async fn server_with_admin() -> TestServer {
+async fn server_with_admin() -> TestServer {
     let toml = org_with_admin();
     TestServer::start_with(move |s| {
         let directory = Arc::new(Directory::from_toml_str(&toml).expect("directory"));

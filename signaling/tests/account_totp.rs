@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::fmt::Write as _;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -60,10 +62,11 @@ async fn server() -> TestServer {
         ("dr-a", "org-a", "clinician"),
         ("boss-b", "org-b", "admin"),
     ] {
-        toml.push_str(&format!(
+        let _ = write!(
+            toml,
             "[[clinician]]\nid = \"{id}\"\ntenant = \"{org}\"\nusername = \"{id}\"\n\
              display_name = \"Dr {id}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
-        ));
+        );
     }
     TestServer::start_with(move |s| {
         let directory = Arc::new(Directory::from_toml_str(&toml).expect("directory"));
