@@ -46,7 +46,7 @@ impl RoomSettings {
     /// Checks and normalises (trims) the settings.
     fn checked(mut self) -> Result<Self, RoomError> {
         validate_text("room name", &self.name, 100).map_err(RoomError::Invalid)?;
-        self.name = self.name.trim().to_owned();
+        self.name = String::from(self.name.trim());
         if self.intake.len() > MAX_INTAKE_QUESTIONS {
             return Err(RoomError::Invalid(format!(
                 "at most {MAX_INTAKE_QUESTIONS} intake questions"
@@ -54,7 +54,7 @@ impl RoomSettings {
         }
         let mut seen = HashSet::new();
         for q in &mut self.intake {
-            q.id = q.id.trim().to_owned();
+            q.id = String::from(q.id.trim());
             protocol::ids::validate_id(&q.id)
                 .map_err(|e| RoomError::Invalid(format!("intake question id {:?}: {e}", q.id)))?;
             if !seen.insert(q.id.clone()) {
@@ -65,7 +65,7 @@ impl RoomSettings {
             }
             validate_text("intake question label", &q.label, 200)
                 .map_err(|e| RoomError::Invalid(format!("intake question {}: {e}", q.id)))?;
-            q.label = q.label.trim().to_owned();
+            q.label = String::from(q.label.trim());
         }
         Ok(self)
     }
@@ -74,6 +74,7 @@ impl RoomSettings {
 /// A room id made from a name: lower-case letters and digits joined by
 /// `-` (at most 40 characters), then `-` and 6 random characters.
 pub fn room_id_from_name(name: &str) -> RoomId {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut slug = String::new();
     for c in name.trim().chars().flat_map(char::to_lowercase) {
         if c.is_ascii_alphanumeric() {
@@ -86,7 +87,6 @@ pub fn room_id_from_name(name: &str) -> RoomId {
         }
     }
     let slug = slug.trim_end_matches('-');
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let bytes: [u8; 6] = rand::random();
     let suffix: String = bytes
         .iter()
@@ -187,9 +187,9 @@ impl Directory {
 mod tests {
     use super::*;
 
-    fn dir() -> (Directory, TenantId) {
-        let (d, creds) = Directory::dev_demo();
-        (d, creds.tenant)
+    fn demo() -> (Directory, TenantId) {
+        let (dir, creds) = Directory::dev_demo();
+        (dir, creds.tenant)
     }
 
     fn settings(name: &str) -> RoomSettings {
@@ -207,70 +207,75 @@ mod tests {
 
     #[test]
     fn a_created_room_is_listed_edited_closed_and_reopened() {
-        let (d, t) = dir();
-        let r = d
-            .create_room(&t, None, settings(" Physio & Rehab "))
+        let (dir, tenant) = demo();
+        let room = dir
+            .create_room(&tenant, None, settings(" Physio & Rehab "))
             .unwrap();
-        assert!(r.id.as_str().starts_with("physio-rehab-"), "{}", r.id);
+        assert!(room.id.as_str().starts_with("physio-rehab-"), "{}", room.id);
         assert_eq!(
-            (r.name.as_str(), r.intake[0].label.as_str()),
+            (room.name.as_str(), room.intake[0].label.as_str()),
             ("Physio & Rehab", "Why?")
         );
-        assert!(d.rooms_of(&t).iter().any(|x| x.id == r.id));
-        let mut s = settings("Physio");
-        s.kind = RoomKind::Meeting;
-        s.intake.clear();
-        let e = d.update_room(&t, &r.id, s).unwrap();
+        assert!(dir.rooms_of(&tenant).iter().any(|x| x.id == room.id));
+        let mut set = settings("Physio");
+        set.kind = RoomKind::Meeting;
+        set.intake.clear();
+        let edited = dir.update_room(&tenant, &room.id, set).unwrap();
         assert_eq!(
-            (e.name.as_str(), e.kind, e.intake.len()),
+            (edited.name.as_str(), edited.kind, edited.intake.len()),
             ("Physio", RoomKind::Meeting, 0)
         );
-        assert!(d.set_room_closed(&t, &r.id, true).unwrap().closed);
-        assert!(d.room(&r.id).unwrap().closed);
-        assert!(!d.set_room_closed(&t, &r.id, false).unwrap().closed);
+        assert!(dir.set_room_closed(&tenant, &room.id, true).unwrap().closed);
+        assert!(dir.room(&room.id).unwrap().closed);
+        assert!(
+            !dir.set_room_closed(&tenant, &room.id, false)
+                .unwrap()
+                .closed
+        );
     }
 
     #[test]
     fn another_organisation_s_room_is_not_found_and_ids_are_unique() {
-        let (d, t) = dir();
+        let (dir, tenant) = demo();
         let other = TenantId::new("elsewhere").unwrap();
-        let demo = RoomId::new("demo-room").unwrap();
+        let demo_room = RoomId::new("demo-room").unwrap();
         assert_eq!(
-            d.create_room(&other, None, settings("X")).err(),
+            dir.create_room(&other, None, settings("X")).err(),
             Some(RoomError::NotFound)
         );
         assert_eq!(
-            d.set_room_closed(&other, &demo, true).err(),
+            dir.set_room_closed(&other, &demo_room, true).err(),
             Some(RoomError::NotFound)
         );
         assert_eq!(
-            d.update_room(&other, &demo, settings("X")).err(),
+            dir.update_room(&other, &demo_room, settings("X")).err(),
             Some(RoomError::NotFound)
         );
-        assert!(!d.room(&demo).unwrap().closed);
+        assert!(!dir.room(&demo_room).unwrap().closed);
         assert_eq!(
-            d.create_room(&t, Some(demo), settings("X")).err(),
+            dir.create_room(&tenant, Some(demo_room), settings("X"))
+                .err(),
             Some(RoomError::IdTaken)
         );
     }
 
     #[test]
     fn bad_settings_are_refused_with_the_rule() {
-        let (d, t) = dir();
-        let mut s = settings("  ");
+        let (dir, tenant) = demo();
+        let mut set = settings("  ");
         assert!(
-            matches!(d.create_room(&t, None, s.clone()), Err(RoomError::Invalid(m)) if m.contains("room name"))
+            matches!(dir.create_room(&tenant, None, set.clone()), Err(RoomError::Invalid(m)) if m.contains("room name"))
         );
-        s.name = "Ok".into();
-        s.intake.push(s.intake[0].clone());
+        set.name = "Ok".into();
+        set.intake.push(set.intake[0].clone());
         assert!(
-            matches!(d.create_room(&t, None, s.clone()), Err(RoomError::Invalid(m)) if m.contains("duplicate"))
+            matches!(dir.create_room(&tenant, None, set.clone()), Err(RoomError::Invalid(m)) if m.contains("duplicate"))
         );
-        s.intake.truncate(1);
-        s.intake[0].id = "bad id".into();
+        set.intake.truncate(1);
+        set.intake[0].id = "bad id".into();
         assert!(
-            matches!(d.create_room(&t, None, s), Err(RoomError::Invalid(m)) if m.contains("intake question id"))
+            matches!(dir.create_room(&tenant, None, set), Err(RoomError::Invalid(m)) if m.contains("intake question id"))
         );
-        assert_eq!(d.rooms_of(&t).len(), 1, "nothing was created");
+        assert_eq!(dir.rooms_of(&tenant).len(), 1, "nothing was created");
     }
 }
