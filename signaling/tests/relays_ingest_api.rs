@@ -150,11 +150,14 @@ async fn a_same_origin_cookie_session_gets_a_whep_token_with_its_ttl() {
     let cookie = format!("anteroom_session={session}");
     let origin = format!("http://{addr}");
     let body = r#"{"role":"subscriber","ttl_secs":86400}"#;
+    // The page's CSRF token (from the login reply or /api/me; docs/accounts.md).
+    let csrf = signaling::csrf::token_for(&session);
 
     let headers = [
         ("Cookie", cookie.as_str()),
         ("Origin", origin.as_str()),
         ("Content-Type", "application/json"),
+        ("X-CSRF-Token", csrf.as_str()),
     ];
     let (status, _, reply) = http(addr, "POST", &path, &headers, body).await;
     assert_eq!(status, 200, "{reply}");
@@ -170,12 +173,20 @@ async fn a_same_origin_cookie_session_gets_a_whep_token_with_its_ttl() {
     ];
     let (status, _, reply) = http(addr, "POST", &path, &evil, body).await;
     assert_eq!(status, 403, "{reply}");
-    // A form post (not JSON) is refused too.
+    // A form post is refused too: a form cannot add the CSRF header, and
+    // even with it the body must be JSON.
     let form = [
         ("Cookie", cookie.as_str()),
         ("Content-Type", "application/x-www-form-urlencoded"),
     ];
     let (status, _, _) = http(addr, "POST", &path, &form, "role=subscriber").await;
+    assert_eq!(status, 403);
+    let form_with_token = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("X-CSRF-Token", csrf.as_str()),
+    ];
+    let (status, _, _) = http(addr, "POST", &path, &form_with_token, "role=subscriber").await;
     assert_eq!(status, 415);
 
     let issued = cs
