@@ -9,8 +9,8 @@
 
 mod demo;
 mod file;
-pub mod rooms;
 mod oidc;
+pub mod rooms;
 
 use std::collections::HashMap;
 use std::path::Path;

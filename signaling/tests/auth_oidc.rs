@@ -112,6 +112,32 @@ async fn bad_signature_is_refused() {
 }
 
 #[tokio::test]
+async fn rs256_tokens_as_entra_signs_them_are_accepted() {
+    let env = Env::start().await;
+    env.idp.set(|k| k.rsa = true);
+    let mut b = env.browser();
+    assert_eq!(b.sign_in("north").await.header("location"), Some("/portal"));
+    assert_eq!(me(&mut b).await.1["clinician"], "dr-lee");
+}
+
+#[tokio::test]
+async fn wrong_issuer_is_refused() {
+    let env = Env::start().await;
+    env.idp.set(|k| k.iss = Some("https://evil.example".into()));
+    let reply = env.browser().sign_in("north").await;
+    refused_with(&reply, "north", "wrong_issuer");
+}
+
+#[tokio::test]
+async fn nonce_of_another_sign_in_is_refused() {
+    let env = Env::start().await;
+    env.idp
+        .set(|k| k.nonce = Some("a-nonce-from-elsewhere".into()));
+    let reply = env.browser().sign_in("north").await;
+    refused_with(&reply, "north", "nonce_mismatch");
+}
+
+#[tokio::test]
 async fn unknown_user_is_refused_unless_provisioning() {
     let env = Env::start().await;
     env.idp.set(|k| k.sub = "sub-stranger".into());
@@ -146,7 +172,7 @@ async fn unknown_user_is_refused_unless_provisioning() {
 async fn replayed_callback_is_refused() {
     let env = Env::start().await;
     let mut b = env.browser();
-    let callback = b.to_callback("north").await;
+    let callback = b.reach_callback("north").await;
     let first = b.get(&callback).await;
     assert_eq!(first.header("location"), Some("/portal"));
     // The same browser opens the same callback URL again (back button, or an
@@ -169,7 +195,7 @@ async fn replayed_callback_is_refused() {
 async fn callback_in_another_browser_is_refused() {
     let env = Env::start().await;
     let mut victim = env.browser();
-    let callback = victim.to_callback("north").await;
+    let callback = victim.reach_callback("north").await;
     // Another browser (no sign-in cookie) opens the callback: refused, and
     // the sign-in is spent, so the original browser cannot use it either.
     let mut other = env.browser();
@@ -189,7 +215,7 @@ async fn injected_code_fails_the_pkce_check() {
     let env = Env::start().await;
     // The attacker signs in with their own browser and takes their code…
     let mut attacker = env.browser();
-    let attacker_cb = attacker.to_callback("north").await;
+    let attacker_cb = attacker.reach_callback("north").await;
     let code = url::Url::parse(&attacker_cb)
         .unwrap()
         .query_pairs()
@@ -199,7 +225,7 @@ async fn injected_code_fails_the_pkce_check() {
         .into_owned();
     // …and injects it into the victim's sign-in (the victim's state and cookie).
     let mut victim = env.browser();
-    let victim_cb = victim.to_callback("north").await;
+    let victim_cb = victim.reach_callback("north").await;
     let mut url = url::Url::parse(&victim_cb).unwrap();
     let state: String = url
         .query_pairs()
@@ -220,7 +246,7 @@ async fn injected_code_fails_the_pkce_check() {
 async fn provider_error_and_missing_state_are_refused() {
     let env = Env::start().await;
     let mut b = env.browser();
-    let callback = b.to_callback("north").await;
+    let callback = b.reach_callback("north").await;
     let state = url::Url::parse(&callback)
         .unwrap()
         .query_pairs()

@@ -47,7 +47,7 @@ async fn sign_ins_log_no_codes_tokens_or_names() {
     // A success, a replay of it, a refused token (bad tenant), an unknown
     // user, and an injected code.
     let mut b = env.browser();
-    let callback = b.to_callback("north").await;
+    let callback = b.reach_callback("north").await;
     let state = query_value(&callback, "state");
     assert_eq!(b.get(&callback).await.header("location"), Some("/portal"));
     assert_eq!(b.get("/api/me").await.status, 200);
@@ -61,9 +61,9 @@ async fn sign_ins_log_no_codes_tokens_or_names() {
     });
     env.browser().sign_in("north").await;
     let mut attacker = env.browser();
-    let stolen = query_value(&attacker.to_callback("north").await, "code");
+    let stolen = query_value(&attacker.reach_callback("north").await, "code");
     let mut victim = env.browser();
-    let victim_state = query_value(&victim.to_callback("north").await, "state");
+    let victim_state = query_value(&victim.reach_callback("north").await, "state");
     victim
         .get(&format!(
             "/auth/oidc/callback?code={stolen}&state={victim_state}"
@@ -77,7 +77,11 @@ async fn sign_ins_log_no_codes_tokens_or_names() {
         "the failures are logged (by code): {text}"
     );
     let issued = env.idp.issued();
-    assert!(issued.len() >= 8, "codes and ID tokens issued: {}", issued.len());
+    assert!(
+        issued.len() >= 8,
+        "codes and ID tokens issued: {}",
+        issued.len()
+    );
     let mut secrets: Vec<String> = issued;
     secrets.extend([
         SECRET.to_owned(),
@@ -92,7 +96,13 @@ async fn sign_ins_log_no_codes_tokens_or_names() {
     for s in &secrets {
         // ID tokens: their signature part alone must not appear either.
         let probe = s.rsplit('.').next().unwrap_or(s);
-        assert!(!text.contains(probe), "log holds a secret or personal datum");
-        assert!(!audit.contains(probe), "audit holds a secret or personal datum");
+        assert!(
+            !text.contains(probe),
+            "log holds a secret or personal datum"
+        );
+        assert!(
+            !audit.contains(probe),
+            "audit holds a secret or personal datum"
+        );
     }
 }

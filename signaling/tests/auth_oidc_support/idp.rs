@@ -35,6 +35,12 @@ pub struct Knobs {
     pub exp_in: i64,
     /// Sign with a key that is not in the JWKS (same `kid`).
     pub rogue_key: bool,
+    /// Sign with the RSA key (RS256, as Entra ID does) instead of P-256.
+    pub rsa: bool,
+    /// `iss`; `None`: the provider's issuer.
+    pub iss: Option<String>,
+    /// `nonce`; `None`: the one of the authorization request.
+    pub nonce: Option<String>,
     /// `name` (personal data: must never reach logs).
     pub name: String,
     /// `email` (personal data: must never reach logs).
@@ -49,6 +55,9 @@ impl Default for Knobs {
             aud: None,
             exp_in: 600,
             rogue_key: false,
+            rsa: false,
+            iss: None,
+            nonce: None,
             name: "Leonora Quillfeather-Clinician".into(),
             email: "leonora.quillfeather@north.example".into(),
         }
@@ -78,6 +87,7 @@ struct Shared {
     clients: HashMap<String, Option<String>>,
     key: EncodingKey,
     rogue: EncodingKey,
+    rsa: EncodingKey,
     jwks: Value,
     inner: Mutex<Inner>,
 }
@@ -102,6 +112,40 @@ fn es256_key() -> (EncodingKey, Value) {
     (EncodingKey::from_ec_der(&kp.serialize_der()), jwk)
 }
 
+/// RSA key generation is slow unoptimised: one key per test binary.
+static RSA: std::sync::OnceLock<(EncodingKey, Value)> = std::sync::OnceLock::new();
+
+/// The content of a DER TLV at the start of `der` and what follows it.
+fn der_tlv(der: &[u8]) -> (&[u8], &[u8]) {
+    let (len, head) = match der[1] {
+        n if n < 0x80 => (usize::from(n), 2),
+        n => {
+            let k = usize::from(n & 0x7f);
+            let len = der[2..2 + k]
+                .iter()
+                .fold(0, |a, b| a << 8 | usize::from(*b));
+            (len, 2 + k)
+        }
+    };
+    (&der[head..head + len], &der[head + len..])
+}
+
+/// An RSA-2048 key (RS256, kid `key-rsa`). rcgen makes PKCS#8; the JWT
+/// crate signs with the PKCS#1 key inside it.
+fn rs256_key() -> (EncodingKey, Value) {
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    let pkcs8 = kp.serialize_der();
+    // PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING }
+    let (info, _) = der_tlv(&pkcs8);
+    let (_, rest) = der_tlv(info);
+    let (_, rest) = der_tlv(rest);
+    let (pkcs1, _) = der_tlv(rest);
+    let key = EncodingKey::from_rsa_der(pkcs1);
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some("key-rsa".to_owned());
+    (key, serde_json::to_value(jwk).unwrap())
+}
+
 impl Idp {
     /// Starts a provider knowing `clients` (id, optional secret).
     pub async fn start(clients: &[(&str, Option<&str>)]) -> Idp {
@@ -109,6 +153,7 @@ impl Idp {
         let addr = listener.local_addr().unwrap();
         let (key, jwk) = es256_key();
         let (rogue, _) = es256_key();
+        let (rsa, rsa_jwk) = RSA.get_or_init(rs256_key).clone();
         let shared = Arc::new(Shared {
             base: format!("http://{addr}"),
             clients: clients
@@ -117,7 +162,8 @@ impl Idp {
                 .collect(),
             key,
             rogue,
-            jwks: json!({ "keys": [jwk] }),
+            rsa,
+            jwks: json!({ "keys": [jwk, rsa_jwk] }),
             inner: Mutex::new(Inner::default()),
         });
         let app = Router::new()
@@ -258,19 +304,24 @@ async fn token(
         .unwrap()
         .as_secs() as i64;
     let claims = json!({
-        "iss": s.base,
+        "iss": knobs.iss.clone().unwrap_or(s.base.clone()),
         "aud": knobs.aud.clone().unwrap_or(grant.client_id.clone()),
         "sub": knobs.sub,
         "tid": knobs.tid,
-        "nonce": grant.nonce,
+        "nonce": knobs.nonce.clone().unwrap_or(grant.nonce),
         "iat": now,
         "exp": now + knobs.exp_in,
         "name": knobs.name,
         "email": knobs.email,
     });
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("key-1".to_owned());
-    let key = if knobs.rogue_key { &s.rogue } else { &s.key };
+    let (mut header, key) = if knobs.rsa {
+        (Header::new(Algorithm::RS256), &s.rsa)
+    } else if knobs.rogue_key {
+        (Header::new(Algorithm::ES256), &s.rogue)
+    } else {
+        (Header::new(Algorithm::ES256), &s.key)
+    };
+    header.kid = Some(if knobs.rsa { "key-rsa" } else { "key-1" }.to_owned());
     let id_token = jsonwebtoken::encode(&header, &claims, key).unwrap();
     s.inner.lock().unwrap().issued.push(id_token.clone());
     Json(json!({

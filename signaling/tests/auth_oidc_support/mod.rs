@@ -229,7 +229,7 @@ impl Browser {
 
     /// Starts a sign-in for `org` and lets the provider sign the user in;
     /// returns the callback URL the provider redirected to (not yet opened).
-    pub async fn to_callback(&mut self, org: &str) -> String {
+    pub async fn reach_callback(&mut self, org: &str) -> String {
         let start = self.get(&format!("/auth/oidc/{org}/start")).await;
         assert_eq!(start.status, 303, "start: {start:?}");
         let authorize = start.header("location").expect("location").to_owned();
@@ -244,7 +244,7 @@ impl Browser {
 
     /// A whole sign-in; returns the callback's reply (a 303).
     pub async fn sign_in(&mut self, org: &str) -> Reply {
-        let callback = self.to_callback(org).await;
+        let callback = self.reach_callback(org).await;
         self.get(&callback).await
     }
 

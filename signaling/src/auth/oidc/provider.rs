@@ -170,6 +170,72 @@ fn discovery_url(issuer: &Url) -> Result<Url, OidcError> {
 mod tests {
     use super::*;
 
+    fn settings(issuer: &str, tenants: &[&str]) -> OidcSettings {
+        OidcSettings {
+            issuer: Url::parse(issuer).unwrap(),
+            client_id: "app".into(),
+            client_secret: None,
+            redirect_base: Url::parse("https://anteroom.example.org").unwrap(),
+            tenant_ids: tenants.iter().map(|t| (*t).to_owned()).collect(),
+            user_claim: crate::directory::UserClaim::Oid,
+            provision: false,
+        }
+    }
+
+    fn discovery(issuer: &str) -> Discovery {
+        let base = "https://login.microsoftonline.com/x/oauth2/v2.0";
+        serde_json::from_value(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "jwks_uri": "https://login.microsoftonline.com/x/discovery/v2.0/keys",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn single_tenant_issuer_must_match() {
+        let s = settings("https://login.microsoftonline.com/t1/v2.0", &["t1"]);
+        let d = discovery("https://login.microsoftonline.com/t1/v2.0");
+        assert!(d.check(&s).is_ok());
+        assert_eq!(
+            d.expected_issuers(&s),
+            vec!["https://login.microsoftonline.com/t1/v2.0"]
+        );
+        let other = discovery("https://login.microsoftonline.com/t2/v2.0");
+        assert!(other.check(&s).is_err());
+    }
+
+    #[test]
+    fn entra_template_issuer_needs_tenant_ids() {
+        let template = discovery("https://login.microsoftonline.com/{tenantid}/v2.0");
+        let s = settings(
+            "https://login.microsoftonline.com/organizations/v2.0",
+            &["t1", "t2"],
+        );
+        assert!(template.check(&s).is_ok());
+        assert_eq!(
+            template.expected_issuers(&s),
+            vec![
+                "https://login.microsoftonline.com/t1/v2.0",
+                "https://login.microsoftonline.com/t2/v2.0"
+            ]
+        );
+        let open = settings("https://login.microsoftonline.com/organizations/v2.0", &[]);
+        assert!(
+            template.check(&open).is_err(),
+            "any tenant would be accepted"
+        );
+    }
+
+    #[test]
+    fn endpoints_must_be_https() {
+        let s = settings("https://idp.example.com", &[]);
+        let mut d = discovery("https://idp.example.com");
+        d.token_endpoint = Url::parse("http://idp.example.com/token").unwrap();
+        assert!(d.check(&s).is_err());
+    }
+
     #[test]
     fn discovery_url_appends_well_known() {
         let u = Url::parse("https://login.example.com/tenant/v2.0/").unwrap();
