@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use protocol::{NodeId, ParticipantId, RoomId, TenantId};
 use signaling::store::RedisHandle;
-use signaling::store::bus::{BusMessage, ClusterEvent, EventBus, MemoryBus, RedisBus};
+use signaling::store::bus::{
+    BusMessage, ClusterEvent, EventBus, MemoryBus, Received, RedisBus, Subscription,
+};
 use signaling::store::redis_server::RedisServer;
 
 /// How long a published event may take to arrive on another node.
@@ -22,6 +24,14 @@ fn arrived(n: u32) -> BusMessage {
     }
 }
 
+/// The next item within the bound.
+async fn next(sub: &mut Subscription) -> Received {
+    tokio::time::timeout(BOUND, sub.recv())
+        .await
+        .expect("an item within the bound")
+        .expect("bus open")
+}
+
 async fn contract(node_a: &dyn EventBus, node_b: &dyn EventBus) {
     let mut on_b = node_b.subscribe().await.expect("subscribe on B");
     let mut on_a = node_a.subscribe().await.expect("subscribe on A");
@@ -29,20 +39,18 @@ async fn contract(node_a: &dyn EventBus, node_b: &dyn EventBus) {
         node_a.publish(&arrived(n)).await.expect("publish on A");
     }
     for n in 0..3 {
-        let got = tokio::time::timeout(BOUND, on_b.recv())
-            .await
-            .expect("B receives within the bound")
-            .expect("bus open");
-        assert_eq!(got, arrived(n), "in publication order");
+        assert_eq!(
+            next(&mut on_b).await,
+            Received::Message(arrived(n)),
+            "B receives in publication order"
+        );
         // The publisher's own subscription sees it too (nodes skip by origin).
-        let own = tokio::time::timeout(BOUND, on_a.recv()).await.unwrap();
-        assert_eq!(own.map(|m| m.origin.to_string()).as_deref(), Some("sig-a"));
+        assert_eq!(next(&mut on_a).await, Received::Message(arrived(n)));
     }
     // Only what is published after subscribing arrives.
     let mut late = node_b.subscribe().await.expect("subscribe again");
     node_a.publish(&arrived(9)).await.unwrap();
-    let got = tokio::time::timeout(BOUND, late.recv()).await.unwrap();
-    assert_eq!(got, Some(arrived(9)));
+    assert_eq!(next(&mut late).await, Received::Message(arrived(9)));
 }
 
 #[tokio::test]
@@ -71,4 +79,30 @@ async fn an_unreachable_redis_is_a_clear_error() {
     assert!(text.contains("--redis-url"), "{text}");
     let bus = RedisBus::new(handle);
     assert!(bus.subscribe().await.is_err());
+}
+
+#[tokio::test]
+async fn a_redis_restart_gives_subscribers_a_gap_then_messages_again() {
+    let mut server = RedisServer::start().expect("a private redis-server");
+    let port = server.addr().port();
+    let node_a = RedisBus::new(RedisHandle::new(&server.url()).unwrap());
+    let node_b = RedisBus::new(RedisHandle::new(&server.url()).unwrap());
+    let mut on_b = node_b.subscribe().await.unwrap();
+    node_a.publish(&arrived(1)).await.unwrap();
+    assert_eq!(next(&mut on_b).await, Received::Message(arrived(1)));
+
+    server.kill();
+    drop(server);
+    let _again = RedisServer::start_on(port).expect("redis-server again on its port");
+    // B subscribes again by itself and says that it may have missed events.
+    let gap = tokio::time::timeout(Duration::from_secs(15), on_b.recv()).await;
+    assert_eq!(gap.ok().flatten(), Some(Received::Gap));
+    // A's publisher reconnects too (its first attempt may see the old socket die).
+    if node_a.publish(&arrived(2)).await.is_err() {
+        node_a
+            .publish(&arrived(2))
+            .await
+            .expect("publish after reconnecting");
+    }
+    assert_eq!(next(&mut on_b).await, Received::Message(arrived(2)));
 }

@@ -4,17 +4,20 @@
 //!
 //! [`MemoryBus`] serves one process (every "node" holds the same bus);
 //! [`RedisBus`] uses Redis pub/sub on the channel `P:events`. Pub/sub is
-//! at-most-once: a node that is disconnected misses events, so a node that
-//! (re)subscribes must re-read the shared stores (seats, registry) rather
-//! than trust the bus alone. Events carry ids only, never names or answers.
+//! at-most-once: a node that is disconnected misses events. A Redis
+//! subscription that breaks is made again by itself, and the subscriber then
+//! receives [`Received::Gap`]: it must re-read the shared stores (seats,
+//! registry) rather than trust the bus alone. Events carry ids only, never names or answers.
 //!
 //! Not wired into the lobby yet (see docs/operations.md, "Scaling out").
 
 use std::fmt;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use protocol::{ClinicianId, NodeId, ParticipantId, RoomId, TenantId};
+use redis::aio::PubSub;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
@@ -23,6 +26,10 @@ use crate::Error;
 
 /// Events buffered per subscriber before the slowest loses the oldest.
 const BUFFER: usize = 1024;
+
+/// First and longest wait between attempts to subscribe again.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Something another node must know. Ids only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,15 +78,26 @@ pub struct BusMessage {
     pub event: ClusterEvent,
 }
 
-/// Receives the bus's messages, in publication order per publisher.
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A message, in publication order per publisher.
+    Message(BusMessage),
+    /// Messages may have been lost (the subscriber lagged, or the Redis
+    /// connection broke and was made again): re-read the shared stores.
+    /// Everything published after this item arrives normally.
+    Gap,
+}
+
+/// Receives the bus's messages.
 #[derive(Debug)]
 pub struct Subscription {
-    rx: mpsc::Receiver<BusMessage>,
+    rx: mpsc::Receiver<Received>,
 }
 
 impl Subscription {
-    /// The next message; `None` once the bus is gone.
-    pub async fn recv(&mut self) -> Option<BusMessage> {
+    /// The next item; `None` once the bus is gone.
+    pub async fn recv(&mut self) -> Option<Received> {
         self.rx.recv().await
     }
 }
@@ -128,12 +146,15 @@ impl EventBus for MemoryBus {
             loop {
                 match from.recv().await {
                     Ok(m) => {
-                        if tx.send(m).await.is_err() {
+                        if tx.send(Received::Message(m)).await.is_err() {
                             break;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "event bus: a slow subscriber lost events");
+                        if tx.send(Received::Gap).await.is_err() {
+                            break;
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 }
@@ -187,36 +208,73 @@ impl EventBus for RedisBus {
 
     fn subscribe(&self) -> BoxFuture<'_, Result<Subscription, Error>> {
         Box::pin(async move {
-            let mut pubsub = self
-                .handle
-                .client()
-                .get_async_pubsub()
-                .await
-                .map_err(|e| redis_error("connecting the event bus", &e))?;
-            pubsub
-                .subscribe(&self.channel)
-                .await
-                .map_err(|e| redis_error("subscribing to events", &e))?;
+            let first = connect_pubsub(self.handle.client(), &self.channel).await?;
             let (tx, rx) = mpsc::channel(BUFFER);
-            tokio::spawn(async move {
-                let mut messages = pubsub.into_on_message();
-                while let Some(m) = messages.next().await {
-                    let Ok(payload) = m.get_payload::<String>() else {
-                        continue;
-                    };
-                    let Ok(msg) = serde_json::from_str::<BusMessage>(&payload) else {
-                        tracing::warn!("event bus: an undecodable message, skipped");
-                        continue;
-                    };
-                    if tx.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-                // The connection broke: the subscriber sees the end and
-                // must resubscribe (and re-read the shared stores).
-                tracing::warn!("event bus: Redis subscription ended");
-            });
+            tokio::spawn(pump(
+                self.handle.client().clone(),
+                self.channel.clone(),
+                first,
+                tx,
+            ));
             Ok(Subscription { rx })
         })
+    }
+}
+
+async fn connect_pubsub(client: &redis::Client, channel: &str) -> Result<PubSub, Error> {
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .map_err(|e| redis_error("connecting the event bus", &e))?;
+    pubsub
+        .subscribe(channel)
+        .await
+        .map_err(|e| redis_error("subscribing to events", &e))?;
+    Ok(pubsub)
+}
+
+/// Forwards a Redis subscription's messages to `tx`; when the connection
+/// breaks, subscribes again (back-off with jitter, 100 ms up to 5 s) and
+/// yields [`Received::Gap`]. Ends when the subscriber is dropped.
+async fn pump(client: redis::Client, channel: String, first: PubSub, tx: mpsc::Sender<Received>) {
+    let mut pubsub = Some(first);
+    let mut backoff = RETRY_MIN;
+    loop {
+        if let Some(ps) = pubsub.take() {
+            let mut messages = ps.into_on_message();
+            while let Some(m) = messages.next().await {
+                let Ok(payload) = m.get_payload::<String>() else {
+                    continue;
+                };
+                let Ok(msg) = serde_json::from_str::<BusMessage>(&payload) else {
+                    tracing::warn!("event bus: an undecodable message, skipped");
+                    continue;
+                };
+                if tx.send(Received::Message(msg)).await.is_err() {
+                    return;
+                }
+            }
+            tracing::warn!("event bus: Redis subscription lost, subscribing again");
+        }
+        if tx.is_closed() {
+            return;
+        }
+        match connect_pubsub(&client, &channel).await {
+            Ok(ps) => {
+                tracing::info!("event bus: subscribed again");
+                backoff = RETRY_MIN;
+                if tx.send(Received::Gap).await.is_err() {
+                    return;
+                }
+                pubsub = Some(ps);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "event bus: Redis unreachable");
+                let half = u64::try_from(backoff.as_millis() / 2).unwrap_or(0);
+                let jitter = Duration::from_millis(rand::random::<u64>() % (half + 1));
+                tokio::time::sleep(backoff / 2 + jitter).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
+        }
     }
 }
