@@ -1,5 +1,6 @@
 //! `signaling` binary: parses the configuration, sets up logging, binds the
 //! listener and runs [`signaling::server::serve`] until SIGTERM or Ctrl-C.
+//! With `--check-config` it only checks the configuration and exits.
 //! The first signal drains gracefully; a second one exits at once.
 //!
 //! With `--dev` it also starts a relay in-process (unless
@@ -33,6 +34,15 @@ async fn main() -> anyhow::Result<()> {
     if let Err(e) = config.validate() {
         eprintln!("{e}");
         std::process::exit(2);
+    }
+    if config.check_config {
+        // Nothing is bound, connected or written (signaling::check).
+        if let Err(e) = signaling::check::check_config(&config) {
+            eprintln!("config error: {e}");
+            std::process::exit(2);
+        }
+        println!("config ok");
+        return Ok(());
     }
     signaling::logging::init(config.log_format, &config.log)?;
     if let Some(url) = &config.redis_url {
