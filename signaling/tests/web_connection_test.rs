@@ -106,6 +106,8 @@ async fn the_device_check_connection_test_succeeds_through_a_real_relay() -> Res
     assert_eq!(live, "polite");
     tab.wait_for("document.getElementById('conn-retry').hidden === false")
         .await?;
+    tab.screenshot(&web_support::screenshot_path("patient-connection-test.png"))
+        .await?;
 
     drop(browser);
     relay.shutdown().await;
