@@ -313,3 +313,19 @@ async fn portal_page_carries_the_organisation_option() {
     assert_eq!(script.status, 200);
     assert!(script.body.contains("/api/login-options"));
 }
+
+#[tokio::test]
+async fn provider_certificates_are_verified() {
+    use std::sync::atomic::Ordering;
+    let env = Env::start().await;
+    // East's provider serves a valid discovery document over HTTPS with a
+    // self-signed certificate: signaling must refuse the connection.
+    let reply = env.browser().get("/auth/oidc/east/start").await;
+    assert_eq!(
+        reply.header("location"),
+        Some("/portal?org=east&login_error=provider_unavailable"),
+        "{reply:?}"
+    );
+    env.tls_idp.handshakes_failed(1).await;
+    assert_eq!(env.tls_idp.requests.load(Ordering::SeqCst), 0);
+}

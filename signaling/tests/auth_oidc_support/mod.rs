@@ -5,6 +5,7 @@
 //!   tenant id `tid-north`, user claim `sub`, no provisioning; clinician
 //!   `dr-lee` (external subject `sub-lee`, no password) and admin `north-admin`;
 //! - `south`: OIDC, public client `anteroom-south`, provisioning on;
+//! - `east`: OIDC at an HTTPS provider whose certificate no CA vouches for;
 //! - `west`: no OIDC.
 //!
 //! [`Browser`] follows the sign-in like a browser would: start, the
@@ -12,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod tls_idp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,13 +33,14 @@ pub const SECRET: &str = "north-client-secret-0123456789";
 /// A provider and a signaling server using it.
 pub struct Env {
     pub idp: idp::Idp,
+    pub tls_idp: tls_idp::TlsIdp,
     pub addr: SocketAddr,
     pub auth: Arc<Auth>,
     pub directory: Arc<Directory>,
     pub audit: AuditBuffer,
 }
 
-fn toml(issuer: &str, base: &str, secret_file: &str) -> String {
+fn toml(issuer: &str, tls_issuer: &str, base: &str, secret_file: &str) -> String {
     let hash = "$argon2id$v=19$m=19456,t=2,p=1$BwcHBwcHBwcHBwcHBwcHBw$nRjsqwC21oaxfa28uB5X6UeYpp0Qw2/e21WOmvTeXIc";
     format!(
         r#"
@@ -60,6 +63,14 @@ issuer = "{issuer}"
 client_id = "anteroom-south"
 redirect_base = "{base}"
 provision = true
+
+[[tenant]]
+id = "east"
+name = "East"
+[tenant.oidc]
+issuer = "{tls_issuer}"
+client_id = "anteroom-east"
+redirect_base = "{base}"
 
 [[tenant]]
 id = "west"
@@ -93,6 +104,7 @@ impl Env {
     pub async fn start() -> Env {
         let idp =
             idp::Idp::start(&[("anteroom-north", Some(SECRET)), ("anteroom-south", None)]).await;
+        let tls_idp = tls_idp::TlsIdp::start().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let secret_file = std::env::temp_dir().join(format!(
@@ -103,6 +115,7 @@ impl Env {
         std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
         let parsed = Directory::from_toml_str(&toml(
             &idp.issuer(),
+            &format!("https://{}", tls_idp.addr),
             &format!("http://{addr}"),
             &secret_file.display().to_string(),
         ));
@@ -116,6 +129,7 @@ impl Env {
         tokio::spawn(serve(listener, services, std::future::pending()));
         Env {
             idp,
+            tls_idp,
             addr,
             auth,
             directory,
