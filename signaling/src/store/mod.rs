@@ -5,6 +5,8 @@
 //! A single signaling process keeps everything in memory and needs nothing
 //! else; `--redis-url` switches the stores to Redis. What lives here:
 //!
+//! - [`backends::Backends`]: the set of stores a node uses, chosen from the
+//!   configuration (memory by default, Redis with `--redis-url`).
 //! - [`RedisHandle`]: the parsed URL and key prefix every store uses, and
 //!   [`RedisHandle::check`], the start-up reachability check.
 //! - [`registry::RedisRegistry`]: the relay registry and call placements
@@ -28,6 +30,7 @@
 //! Nothing here logs names, intake answers or tokens: keys carry ids and
 //! token hashes only.
 
+pub mod backends;
 pub mod bus;
 mod conn;
 pub mod lease;
