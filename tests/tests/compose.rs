@@ -378,11 +378,57 @@ fn the_dockerfile_ships_every_binary_as_a_non_root_user() -> Result<()> {
     let user = dockerfile
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .context("a USER line")?;
     ensure!(
         !user.starts_with("root") && !user.starts_with('0'),
         "runs as {user}"
+    );
+    Ok(())
+}
+
+/// The value after `flag` in a command line.
+fn flag<'a>(command: &'a [String], flag: &str) -> Option<&'a str> {
+    let at = command.iter().position(|w| w == flag)?;
+    command.get(at + 1).map(String::as_str)
+}
+
+#[test]
+fn the_bench_logs_in_to_a_room_and_account_of_the_mounted_directory() -> Result<()> {
+    use argon2::{Argon2, PasswordHash, PasswordVerifier as _};
+    let services = load(&vars())?;
+    let bench = services
+        .iter()
+        .find(|s| s.name == "bench")
+        .context("bench")?;
+    let node = services
+        .iter()
+        .find(|s| s.name == "signaling-a")
+        .context("signaling-a")?;
+    let directory = on_host(node, &node.env["ANTEROOM_CONFIG"]);
+    let toml = std::fs::read_to_string(&directory).with_context(|| directory.clone())?;
+    let room = flag(&bench.command, "--room").context("--room")?;
+    ensure!(
+        toml.contains(&format!("id = \"{room}\"")),
+        "no room {room} in {directory}"
+    );
+    let user = flag(&bench.command, "--username").context("--username")?;
+    let block = toml
+        .split("[[clinician]]")
+        .find(|b| b.contains(&format!("username = \"{user}\"")))
+        .with_context(|| format!("no clinician {user} in {directory}"))?;
+    let hash = block
+        .lines()
+        .find_map(|l| l.strip_prefix("password_hash = \""))
+        .and_then(|h| h.strip_suffix('"'))
+        .context("password_hash")?;
+    let password = &bench.env["BENCH_CLINICIAN_PASSWORD"];
+    let parsed = PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        "the bench's default password does not match {user}'s hash in {directory}"
     );
     Ok(())
 }
