@@ -42,8 +42,10 @@ pub const WAIT_BUCKETS: [f64; 10] = [
 ];
 
 /// Login failure reasons counted separately; anything else is `other`.
-const FAILURE_REASONS: [&str; 5] = [
+const FAILURE_REASONS: [&str; 7] = [
     "bad_password",
+    "bad_totp",
+    "totp_replayed",
     "unknown_username",
     "account_disabled",
     "oversized_input",

@@ -263,6 +263,16 @@ async fn enrolled_login_needs_a_fresh_code_after_the_password() {
         (429, "throttled"),
         "the password step shares the counter"
     );
+
+    // Counted in the metrics by reason (never by user).
+    let (status, _, text) = http_raw(s.addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    for line in [
+        "anteroom_login_failures_total{reason=\"bad_totp\"} 4",
+        "anteroom_login_failures_total{reason=\"totp_replayed\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
 }
 
 #[tokio::test]
