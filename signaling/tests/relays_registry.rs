@@ -152,6 +152,9 @@ fn the_redis_registry_survives_a_redis_restart() {
     let reg = RedisRegistry::new(RedisHandle::new(&server.url()).expect("url"));
     let t0 = Instant::now();
     reg.upsert(record("r-1", t0));
+    reg.set_placement(&room("c-1"), &node("r-1"));
+    reg.set_placement(&room("c-2"), &node("r-1"));
+    assert_eq!(reg.remove_placement(&room("c-2")), Some(node("r-1")));
     server.kill();
     // Outage: answers as empty, counts the errors, does not panic.
     assert_eq!(reg.get(&node("r-1")), None);
@@ -161,8 +164,28 @@ fn the_redis_registry_survives_a_redis_restart() {
     let addr = server.addr();
     drop(server);
     let again = RedisServer::start_on(addr.port()).expect("redis-server again on its port");
-    // Re-announcing (what a relay's next register does) works at once.
-    reg.upsert(record("r-1", t0));
-    assert_eq!(reg.nodes().len(), 1);
+    // The restarted Redis is empty (nothing on disk). The relay's next beat
+    // finds it unknown: this node writes its record and placements again.
+    assert!(reg.nodes().is_empty());
+    let beat = Heartbeat {
+        load: RelayLoad {
+            participants: 2,
+            rooms: 1,
+            ..RelayLoad::default()
+        },
+        draining: false,
+    };
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(reg.heartbeat(&node("r-1"), &beat, t1), "re-announced");
+    let r = reg.get(&node("r-1")).expect("the record is back");
+    assert_eq!((r.load.participants, r.last_beat, r.reserved), (2, t1, 0));
+    assert_eq!(reg.placement(&room("c-1")), Some(node("r-1")));
+    assert_eq!(
+        reg.calls_on(&node("r-1")),
+        [room("c-1")],
+        "not the removed c-2"
+    );
+    // A relay this node never wrote stays unknown.
+    assert!(!reg.heartbeat(&node("zz"), &beat, t1));
     drop(again);
 }

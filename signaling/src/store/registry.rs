@@ -11,13 +11,19 @@
 //! | `P:calls:<node>` | set | calls placed on the node |
 //!
 //! Every trait method is one atomic step (a `MULTI` pipeline or a Lua
-//! script), as the trait asks. The trait has no error channel: a failed
+//! script), as the trait asks.
+//!
+//! Re-announcing: Redis keeps nothing on disk (docs/operations.md), so a
+//! restarted Redis is empty. Each node remembers the relay records and
+//! placements it wrote; when a heartbeat finds its relay unknown, the node
+//! writes the record and that relay's placements again, then applies the beat. The trait has no error channel: a failed
 //! Redis operation is logged (operation and error kind only) and counted,
 //! and the method answers as if the data were absent; the relay pool then
 //! treats relays as unknown until Redis answers again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use protocol::control::{Heartbeat, RelayLoad};
@@ -61,6 +67,14 @@ pub struct RedisRegistry {
     wall: WallClock,
     prefix_key: String,
     errors: AtomicU64,
+    /// What this node wrote, to write again after Redis lost it.
+    written: Mutex<Written>,
+}
+
+#[derive(Debug, Default)]
+struct Written {
+    records: HashMap<NodeId, NodeRecord>,
+    placements: HashMap<RoomId, NodeId>,
 }
 
 impl RedisRegistry {
@@ -72,7 +86,49 @@ impl RedisRegistry {
             wall: WallClock::new(),
             prefix_key: prefix_key.trim_end_matches(':').to_owned(),
             errors: AtomicU64::new(0),
+            written: Mutex::new(Written::default()),
         }
+    }
+
+    fn written(&self) -> MutexGuard<'_, Written> {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn run_heartbeat(&self, node: &NodeId, beat: &Heartbeat, at: Instant) -> Option<i64> {
+        let load = serde_json::to_string(&beat.load).unwrap_or_default();
+        self.run("heartbeat", |c| {
+            Script::new(HEARTBEAT)
+                .key(self.node_key(node))
+                .key(self.calls_key(node))
+                .arg(load)
+                .arg(u8::from(beat.draining))
+                .arg(self.wall.to_unix_nanos(at))
+                .arg(beat.load.rooms)
+                .invoke::<i64>(c)
+        })
+    }
+
+    /// Writes `node`'s record and placements again (Redis lost them).
+    fn reannounce(&self, node: &NodeId) -> bool {
+        let (record, calls) = {
+            let w = self.written();
+            let Some(record) = w.records.get(node).cloned() else {
+                return false;
+            };
+            let calls: Vec<RoomId> = w
+                .placements
+                .iter()
+                .filter(|(_, n)| *n == node)
+                .map(|(c, _)| c.clone())
+                .collect();
+            (record, calls)
+        };
+        tracing::warn!(%node, calls = calls.len(), "relay registry: Redis lost a relay, writing it again");
+        self.upsert(record);
+        for call in &calls {
+            self.set_placement(call, node);
+        }
+        true
     }
 
     /// Failed Redis operations so far (for health and metrics).
@@ -147,6 +203,9 @@ impl RedisRegistry {
 
 impl NodeRegistry for RedisRegistry {
     fn upsert(&self, record: NodeRecord) {
+        self.written()
+            .records
+            .insert(record.node.clone(), record.clone());
         let key = self.node_key(&record.node);
         let fields = self.fields(&record);
         let set = self.redis.key("relays");
@@ -164,20 +223,20 @@ impl NodeRegistry for RedisRegistry {
     }
 
     fn heartbeat(&self, node: &NodeId, beat: &Heartbeat, at: Instant) -> bool {
-        let load = serde_json::to_string(&beat.load).unwrap_or_default();
-        self.run("heartbeat", |c| {
-            Script::new(HEARTBEAT)
-                .key(self.node_key(node))
-                .key(self.calls_key(node))
-                .arg(load)
-                .arg(u8::from(beat.draining))
-                .arg(self.wall.to_unix_nanos(at))
-                .arg(beat.load.rooms)
-                .invoke::<i64>(c)
-        }) == Some(1)
+        let mut known = self.run_heartbeat(node, beat, at) == Some(1);
+        if !known && self.reannounce(node) {
+            known = self.run_heartbeat(node, beat, at) == Some(1);
+        }
+        if known && let Some(r) = self.written().records.get_mut(node) {
+            r.load = beat.load.clone();
+            r.draining = beat.draining;
+            r.last_beat = at;
+        }
+        known
     }
 
     fn remove(&self, node: &NodeId) -> Option<NodeRecord> {
+        self.written().records.remove(node);
         let key = self.node_key(node);
         let set = self.redis.key("relays");
         let (h,): (HashMap<String, String>,) = self.run("remove", |c| {
@@ -233,6 +292,7 @@ impl NodeRegistry for RedisRegistry {
     }
 
     fn set_placement(&self, call: &RoomId, node: &NodeId) {
+        self.written().placements.insert(call.clone(), node.clone());
         self.run("set_placement", |c| {
             Script::new(SET_PLACEMENT)
                 .key(self.placement_key(call))
@@ -244,6 +304,7 @@ impl NodeRegistry for RedisRegistry {
     }
 
     fn remove_placement(&self, call: &RoomId) -> Option<NodeId> {
+        self.written().placements.remove(call);
         let node: Option<String> = self.run("remove_placement", |c| {
             Script::new(REMOVE_PLACEMENT)
                 .key(self.placement_key(call))

@@ -13,7 +13,8 @@
 //!
 //! Patient data is only in `P:details:*`, which always carries a TTL and is
 //! deleted with its seat. Sets and queues may keep the id of a seat whose
-//! TTL ran out; readers skip and prune such ids.
+//! TTL ran out: reading a queue prunes such ids, listing a tenant's seats
+//! skips them.
 
 use std::sync::LazyLock;
 use std::time::Duration;
