@@ -147,15 +147,17 @@ fn rs256_key() -> (EncodingKey, Value) {
 }
 
 impl Idp {
-    /// Starts a provider knowing `clients` (id, optional secret).
-    pub async fn start(clients: &[(&str, Option<&str>)]) -> Idp {
+    /// Starts a provider knowing `clients` (id, optional secret), named
+    /// `http://<host>:<port>` (`host`: `127.0.0.1`, or `localhost` to be
+    /// another site than a server on 127.0.0.1, as a real provider is).
+    pub async fn start(host: &str, clients: &[(&str, Option<&str>)]) -> Idp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (key, jwk) = es256_key();
         let (rogue, _) = es256_key();
         let (rsa, rsa_jwk) = RSA.get_or_init(rs256_key).clone();
         let shared = Arc::new(Shared {
-            base: format!("http://{addr}"),
+            base: format!("http://{host}:{}", addr.port()),
             clients: clients
                 .iter()
                 .map(|(id, s)| ((*id).to_owned(), s.map(str::to_owned)))

@@ -100,10 +100,15 @@ password_hash = "{hash}"
 }
 
 impl Env {
-    /// Starts the provider and the server.
+    /// Starts the provider (on `127.0.0.1`) and the server.
     pub async fn start() -> Env {
-        let idp =
-            idp::Idp::start(&[("anteroom-north", Some(SECRET)), ("anteroom-south", None)]).await;
+        Self::start_with_idp_host("127.0.0.1").await
+    }
+
+    /// Starts the provider, named `http://<idp_host>:<port>`, and the server.
+    pub async fn start_with_idp_host(idp_host: &str) -> Env {
+        let clients = [("anteroom-north", Some(SECRET)), ("anteroom-south", None)];
+        let idp = idp::Idp::start(idp_host, &clients).await;
         let tls_idp = tls_idp::TlsIdp::start().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
