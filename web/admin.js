@@ -1,5 +1,6 @@
 // The admin view (`/admin`): the organisation's clinician accounts through
-// the admin REST API (docs/accounts.md: list, create, disable, enable) and
+// the admin REST API (docs/accounts.md: list, create, disable, enable, reset
+// a second factor) and
 // its rooms (admin-rooms.js: list, create, edit, close, reopen).
 'use strict';
 
@@ -70,14 +71,33 @@
       el('td', { text: a.username }),
       el('td', { text: a.display_name }),
       el('td', { text: a.role }),
-      el('td', { text: a.enabled ? 'active' : 'disabled' }),
+      el('td', { text: `${a.enabled ? 'active' : 'disabled'}${a.totp_enabled ? ', two-step sign-in' : ''}` }),
       el('td', {}, self ? '(you)' : el('button', {
         type: 'button',
         class: a.enabled ? 'secondary' : '',
         'aria-label': label,
         text: a.enabled ? 'Disable' : 'Enable',
         onclick: () => toggle(a, action),
-      })));
+      }), a.totp_enabled ? el('button', {
+        type: 'button',
+        class: 'secondary',
+        'aria-label': `Reset two-step sign-in of ${a.username}`,
+        text: 'Reset two-step sign-in',
+        onclick: () => resetTotp(a),
+      }) : null));
+  }
+
+  /** Removes an account's TOTP second factor (a lost phone): it signs in
+   *  with its password until its user enrols again. */
+  async function resetTotp(account) {
+    const resp = await call('POST', `/api/admin/clinicians/${encodeURIComponent(account.id)}/totp/reset`);
+    if (!resp) return;
+    if (resp.status === 200) {
+      announce(`Two-step sign-in reset for ${account.username}.`);
+      await loadAccounts();
+    } else {
+      announce(`Could not reset two-step sign-in of ${account.username}: ${apiError(resp)}`);
+    }
   }
 
   async function toggle(account, action) {

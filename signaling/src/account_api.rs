@@ -260,7 +260,16 @@ async fn me(State(st): State<ApiState>, headers: HeaderMap) -> Result<Json<MeRep
 
 #[derive(Serialize)]
 struct ClinicianList {
-    clinicians: Vec<ClinicianInfo>,
+    clinicians: Vec<AccountRow>,
+}
+
+/// An account as the admin list shows it.
+#[derive(Serialize)]
+struct AccountRow {
+    #[serde(flatten)]
+    info: ClinicianInfo,
+    /// Whether it has a TOTP second factor (an admin may reset it).
+    totp_enabled: bool,
 }
 
 async fn list_clinicians(
@@ -268,9 +277,16 @@ async fn list_clinicians(
     headers: HeaderMap,
 ) -> Result<Json<ClinicianList>, ApiError> {
     let admin = st.admin(&headers)?;
-    Ok(Json(ClinicianList {
-        clinicians: st.directory.clinicians_of(&admin.tenant),
-    }))
+    let clinicians = st
+        .directory
+        .clinicians_of(&admin.tenant)
+        .into_iter()
+        .map(|info| AccountRow {
+            totp_enabled: st.auth.totp_enabled(&info.id),
+            info,
+        })
+        .collect();
+    Ok(Json(ClinicianList { clinicians }))
 }
 
 #[derive(Deserialize)]

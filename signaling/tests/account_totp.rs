@@ -287,6 +287,22 @@ async fn an_admin_resets_a_clinicians_second_factor_in_their_own_org_only() {
         "direct Auth login of an enrolled account needs the code"
     );
 
+    let listed = |v: &Value| {
+        v["clinicians"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["id"] == "dr-a"))
+            .map(|c| c["totp_enabled"].clone())
+    };
+    let (_, _, list) = call(
+        &s,
+        "GET",
+        "/api/admin/clinicians",
+        Some(&boss),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(listed(&list), Some(json!(true)), "{list}");
+
     let path = "/api/admin/clinicians/dr-a/totp/reset";
     let (status, _, v) = call(&s, "POST", path, Some(&boss_b), &Value::Null).await;
     assert_eq!(
@@ -307,6 +323,15 @@ async fn an_admin_resets_a_clinicians_second_factor_in_their_own_org_only() {
     let (status, _, v) = call(&s, "POST", path, Some(&boss), &Value::Null).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["totp_enabled"], false);
+    let (_, _, list) = call(
+        &s,
+        "GET",
+        "/api/admin/clinicians",
+        Some(&boss),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(listed(&list), Some(json!(false)), "{list}");
     // The password alone logs in again.
     let (status, _, v) = password_step(&s, "dr-a").await;
     assert_eq!(status, 200, "{v}");
