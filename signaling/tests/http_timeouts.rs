@@ -53,10 +53,9 @@ async fn start(tls: Option<Tls>) -> TestServer {
 /// is still open after [`CLOSE_GUARD`].
 async fn read_until_closed(s: &mut (impl AsyncRead + Unpin)) -> String {
     let mut out = Vec::new();
-    match tokio::time::timeout(CLOSE_GUARD, s.read_to_end(&mut out)).await {
-        Ok(_) => String::from_utf8_lossy(&out).into_owned(),
-        Err(_) => panic!("the server did not close the connection"),
-    }
+    let closed = tokio::time::timeout(CLOSE_GUARD, s.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "the server did not close the connection");
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn healthz(addr: std::net::SocketAddr) -> String {
