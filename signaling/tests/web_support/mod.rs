@@ -1,9 +1,12 @@
-//! Support of the browser tests: the CDP driver ([`cdp`]) and where the
-//! screenshots of the main screens go (`docs/screenshots/`, shown in the
-//! README).
+//! Support of the browser tests: the Chromium (CDP, [`cdp`]) and Firefox
+//! (WebDriver BiDi, [`bidi`]) drivers, the page steps
+//! they share ([`pages`]) and where the screenshots of the main screens go
+//! (`docs/screenshots/`, shown in the README).
 #![allow(dead_code)]
 
+pub mod bidi;
 pub mod cdp;
+pub mod pages;
 
 use std::path::PathBuf;
 
