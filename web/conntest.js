@@ -26,7 +26,11 @@
       this.id = null;
       this.pc = null;
       this.waiters = [];
-      this.done = false;
+      this.cancelled = false;
+      this.stopSent = false;
+      this.whenCancelled = new Promise((resolve) => {
+        this.onCancel = () => resolve(null);
+      });
     }
 
     /** Routes a signaling message; true if it was this test's. */
@@ -62,15 +66,26 @@
       this.opts.send({ type: 'call_answer', call: this.id, sdp: pc.localDescription.sdp });
     }
 
-    /** Runs the test; resolves to {result: 'good'|'poor'|'failed', text, stats}. */
+    /** Runs the test; resolves to {result: 'good'|'poor'|'failed'|'cancelled', text, stats}. */
     async run() {
+      let r;
       try {
-        return await this.measure();
+        // A cancel ends the wait at once; measure() then stops at its next step.
+        r = await Promise.race([this.measure(), this.whenCancelled]);
       } catch (e) {
-        return failed('the test could not run in this browser', 'Try the latest Chrome, Edge, Firefox or Safari.');
+        r = failed('the test could not run in this browser', 'Try the latest Chrome, Edge, Firefox or Safari.');
       } finally {
         this.stop();
       }
+      return this.cancelled ? { result: 'cancelled', text: 'The connection test was stopped.', stats: null } : r;
+    }
+
+    /** Stops a running test early (the patient moved on): no media keeps
+     *  flowing to the relay next to the consultation's. */
+    cancel() {
+      this.cancelled = true;
+      this.stop();
+      this.onCancel();
     }
 
     async measure() {
@@ -87,6 +102,10 @@
           : failed('no video relay is available right now', 'Video calls cannot start at the moment. You can still join the waiting room; if this persists, contact the practice.');
       }
       this.id = msg.call;
+      if (this.cancelled) {
+        this.stop();
+        return null;
+      }
       const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [] });
       this.pc = pc;
       const stream = this.opts.stream;
@@ -115,11 +134,13 @@
       const answer = this.next((m) => m.type === 'call_answer' || m.type === 'error', CONNECT_MS);
       this.opts.send({ type: 'call_offer', call: this.id, sdp: pc.localDescription.sdp });
       const reply = await answer;
+      if (this.cancelled) return null;
       if (!reply || reply.type === 'error') {
         return failed('the video relay did not answer', 'Check your internet connection, then test again. If this persists, contact the practice.');
       }
       await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
       const ok = await Promise.race([connected, ended.then(() => false)]);
+      if (this.cancelled) return null;
       if (!ok) {
         const stats = await readStats(pc);
         return failed(
@@ -132,13 +153,15 @@
       return rate(await readStats(pc), Boolean(stream && stream.getTracks().length));
     }
 
-    /** Ends the test: closes the peer connection and tells signaling. */
+    /** Ends the test: closes the peer connection and tells signaling
+     *  (once the test has an id; a cancelled test stops as soon as it does). */
     stop() {
-      if (this.done) return;
-      this.done = true;
       if (this.pc) this.pc.close();
       this.pc = null;
-      if (this.id) this.opts.send({ type: 'connection_test_stop', call: this.id });
+      if (this.id && !this.stopSent) {
+        this.stopSent = true;
+        this.opts.send({ type: 'connection_test_stop', call: this.id });
+      }
     }
   }
 

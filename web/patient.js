@@ -247,6 +247,7 @@
   $('cam-select').addEventListener('change', startMedia);
   $('mic-select').addEventListener('change', startMedia);
   $('device-next').addEventListener('click', () => {
+    if (state.test) state.test.cancel();
     step('step-intake');
     $('display-name').focus();
   });

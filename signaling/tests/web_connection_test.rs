@@ -61,6 +61,22 @@ async fn result(tab: &web_support::cdp::Tab) -> Result<(String, String)> {
     ))
 }
 
+/// Awaits `n` calls placed on the relays (the pool has no event for a
+/// placement ending, so this checks it every 20 ms, for at most 10 s).
+async fn placed_calls(relays: &RelayPool, n: usize) -> Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            tick.tick().await;
+            if relays.snapshot().iter().map(|r| r.calls).sum::<usize>() == n {
+                return;
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("never {n} placed calls: {:?}", relays.snapshot()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_check_connection_test_succeeds_through_a_real_relay() -> Result<()> {
     let (base, relays, stop, server) = start().await?;
@@ -107,6 +123,18 @@ async fn the_device_check_connection_test_succeeds_through_a_real_relay() -> Res
     tab.wait_for("document.getElementById('conn-retry').hidden === false")
         .await?;
     tab.screenshot(&web_support::screenshot_path("patient-connection-test.png"))
+        .await?;
+    // Its throwaway placement ended with the test.
+    placed_calls(&relays, 0).await?;
+
+    // Moving on to the intake while a test runs stops it at once.
+    tab.reload().await?;
+    tab.wait_for("document.getElementById('conn-check').dataset.result === 'running'")
+        .await?;
+    placed_calls(&relays, 1).await?;
+    tab.click("#device-next").await?;
+    placed_calls(&relays, 0).await?;
+    tab.wait_for("document.getElementById('conn-check').dataset.result === 'cancelled'")
         .await?;
 
     drop(browser);
