@@ -189,3 +189,40 @@ fn the_redis_registry_survives_a_redis_restart() {
     assert!(!reg.heartbeat(&node("zz"), &beat, t1));
     drop(again);
 }
+
+#[test]
+fn a_hung_redis_costs_one_timeout_then_fails_fast() {
+    use signaling::store::RedisHandle;
+    use signaling::store::redis_server::RedisServer;
+    use signaling::store::registry::RedisRegistry;
+
+    let server = RedisServer::start().expect("a private redis-server");
+    let reg = RedisRegistry::new(RedisHandle::new(&server.url()).expect("url"));
+    reg.upsert(record("r-1", Instant::now()));
+    let signal = |sig: &str| {
+        // The shell's builtin kill: no extra package needed.
+        let ok = std::process::Command::new("sh")
+            .args(["-c", &format!("kill {sig} {}", server.pid())])
+            .status()
+            .expect("sh")
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    let t = Instant::now();
+    assert_eq!(reg.get(&node("r-1")), None, "no answer: as if absent");
+    let first = t.elapsed();
+    let t = Instant::now();
+    assert!(reg.nodes().is_empty());
+    let second = t.elapsed();
+    signal("-CONT");
+    assert!(
+        first >= Duration::from_millis(900),
+        "the command timeout: {first:?}"
+    );
+    assert!(
+        second < Duration::from_millis(300),
+        "the next step fails fast instead of waiting again: {second:?}"
+    );
+    assert_eq!(reg.errors(), 2);
+}

@@ -130,6 +130,11 @@ impl RedisServer {
         self.addr
     }
 
+    /// Its process id (a test may stop it with SIGSTOP to make it hang).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `redis://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
         format!("redis://{}/", self.addr)
