@@ -66,12 +66,26 @@ async fn sign_in_opens_a_session_that_disabling_ends() {
         "{audit:?}"
     );
 
-    // Disabling the account ends the OIDC session at once, like a password one.
-    let north = TenantId::new("north").unwrap();
-    let lee = ClinicianId::new("dr-lee").unwrap();
-    env.directory.set_enabled(&north, &lee, false).unwrap();
-    assert_eq!(env.auth.end_sessions_of(&lee), 1);
+    // The organisation's admin (password login) disables the account through
+    // the admin API: the OIDC session ends at once, like a password one.
+    let login =
+        serde_json::json!({"username": "nadmin", "password": auth_oidc_support::ADMIN_PASSWORD});
+    let (status, _, body) = support::http(env.addr, "POST", "/api/login", Some(&login)).await;
+    assert_eq!(status, 200, "{body}");
+    let admin: Value = serde_json::from_str(&body).unwrap();
+    let bearer = format!("Bearer {}", admin["token"].as_str().unwrap());
+    let (status, _, body) = support::http_raw(
+        env.addr,
+        "POST",
+        "/api/admin/clinicians/dr-lee/disable",
+        &[("Authorization", bearer.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(me(&mut b).await.0, 401);
+    let lee = ClinicianId::new("dr-lee").unwrap();
+    assert_eq!(env.auth.end_sessions_of(&lee), 0, "already ended");
     // And a disabled account cannot sign in again.
     let mut again = env.browser();
     let reply = again.sign_in("north").await;

@@ -27,6 +27,9 @@ use tokio::net::TcpListener;
 
 use crate::support::http_raw;
 
+/// The password of `north-admin` (Argon2id hash in the directory below).
+pub const ADMIN_PASSWORD: &str = "hunter2hunter2";
+
 /// The north client's secret.
 pub const SECRET: &str = "north-client-secret-0123456789";
 
