@@ -166,6 +166,8 @@ pub struct Lobby {
     next_refresh: Option<Instant>,
     calls: Calls,
     conn_tests: conntest::ConnTests,
+    /// Per organisation, the rooms its subscribers' last snapshot showed.
+    known_rooms: HashMap<TenantId, BTreeSet<RoomId>>,
     out: VecDeque<Output>,
 }
 
@@ -193,6 +195,7 @@ impl Lobby {
             next_refresh: None,
             calls: Calls::disabled(),
             conn_tests: conntest::ConnTests::default(),
+            known_rooms: HashMap::new(),
             out: VecDeque::new(),
         }
     }

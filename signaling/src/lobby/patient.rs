@@ -120,6 +120,7 @@ impl Lobby {
         invited_to: Option<RoomId>,
         now: Instant,
     ) -> ParticipantId {
+        self.announce_room(info, now);
         let participant = ParticipantId::random();
         let (token, token_hash) = new_token();
         self.room_queue(info).waiting.push_back(participant.clone());

@@ -1,6 +1,9 @@
 //! Clinician subscriptions: the snapshot of an organisation's rooms, the
 //! subscriber sets live events go to, and the periodic `waiting_times`.
+//! A room created after a clinician subscribed (admin API) reaches them as a
+//! fresh `queue_snapshot` when its first patient arrives.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use protocol::TenantId;
@@ -26,8 +29,39 @@ impl Lobby {
         if self.next_refresh.is_none() {
             self.next_refresh = Some(now + self.settings.refresh);
         }
-        let mut infos = self.directory.rooms_of(&staff.tenant);
-        infos.retain(|r| r.tenant == staff.tenant);
+        let rooms = self.snapshot(&staff.tenant, now);
+        self.send(conn, SignalingToClient::QueueSnapshot { request, rooms });
+    }
+
+    /// Before the first patient of a room the tenant's subscribers were
+    /// never shown: sends them a fresh snapshot, so the arrival that follows
+    /// lands in a room their page knows.
+    pub(super) fn announce_room(&mut self, info: &crate::directory::RoomInfo, now: Instant) {
+        let known = self
+            .known_rooms
+            .get(&info.tenant)
+            .is_some_and(|k| k.contains(&info.id));
+        let Some(subs) = self.subscribers.get(&info.tenant).cloned() else {
+            return;
+        };
+        if known {
+            return;
+        }
+        tracing::debug!(room = %info.id, "a new room: fresh snapshot for the organisation");
+        let rooms = self.snapshot(&info.tenant, now);
+        for c in subs {
+            let msg = SignalingToClient::QueueSnapshot {
+                request: None,
+                rooms: rooms.clone(),
+            };
+            self.send(c, msg);
+        }
+    }
+
+    /// The rooms of `tenant` with their queues; remembers them as shown.
+    fn snapshot(&mut self, tenant: &TenantId, now: Instant) -> Vec<WireRoom> {
+        let mut infos = self.directory.rooms_of(tenant);
+        infos.retain(|r| &r.tenant == tenant);
         infos.sort_by(|a, b| a.id.cmp(&b.id));
         let rooms = infos
             .into_iter()
@@ -53,8 +87,10 @@ impl Lobby {
                     intake: info.intake,
                 }
             })
-            .collect();
-        self.send(conn, SignalingToClient::QueueSnapshot { request, rooms });
+            .collect::<Vec<_>>();
+        let ids: BTreeSet<_> = rooms.iter().map(|r| r.room.clone()).collect();
+        self.known_rooms.insert(tenant.clone(), ids);
+        rooms
     }
 
     /// Removes a clinician connection's subscription.

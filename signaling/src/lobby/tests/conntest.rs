@@ -327,3 +327,68 @@ fn closing_a_directory_room_keeps_the_waiting_patients_and_reopening_admits_new_
     );
     assert_eq!(lobby.stats().seats, 2);
 }
+
+#[test]
+fn a_room_created_after_subscribing_reaches_clinicians_with_its_first_patient() {
+    use std::sync::Arc;
+    let (dir, demo) = crate::directory::Directory::dev_demo();
+    let dir = Arc::new(dir);
+    let mut lobby = crate::lobby::Lobby::new(dir.clone(), crate::lobby::LobbySettings::default());
+    let now = std::time::Instant::now();
+    let doc = ConnId(1);
+    lobby.handle_hello(
+        doc,
+        crate::lobby::Peer::Clinician(protocol::client::StaffIdentity {
+            clinician: protocol::ClinicianId::new("demo-clinician").unwrap(),
+            tenant: demo.tenant.clone(),
+            display_name: "Dr Demo".into(),
+        }),
+    );
+    let drain = |lobby: &mut crate::lobby::Lobby| {
+        let mut v = Vec::new();
+        while let Some(o) = lobby.poll_output() {
+            if let crate::lobby::Output::Send(c, m) = o {
+                v.push((c, m));
+            }
+        }
+        v
+    };
+    lobby.handle_message(doc, C::Subscribe { request: Some(1) }, now);
+    drain(&mut lobby);
+    let settings = crate::directory::rooms::RoomSettings {
+        name: "Physio".into(),
+        kind: crate::directory::RoomKind::Waiting,
+        intake: vec![],
+        hide_position: false,
+    };
+    let room = dir.create_room(&demo.tenant, None, settings).unwrap();
+    let join = || C::Join {
+        room: room.id.clone(),
+        display_name: protocol::Sensitive::new("Ann".into()),
+        intake: protocol::Sensitive::new(protocol::client::IntakeAnswers::new()),
+    };
+    for (n, patient) in [ConnId(2), ConnId(3)].into_iter().enumerate() {
+        lobby.handle_hello(patient, crate::lobby::Peer::Patient);
+        lobby.handle_message(patient, join(), now);
+        let to_doc: Vec<S> = drain(&mut lobby)
+            .into_iter()
+            .filter(|(c, _)| *c == doc)
+            .map(|(_, m)| m)
+            .collect();
+        let snapshot = to_doc.iter().position(|m| {
+            matches!(m, S::QueueSnapshot { request: None, rooms } if rooms.iter().any(|r| r.room == room.id))
+        });
+        let arrived = to_doc
+            .iter()
+            .position(|m| matches!(m, S::PatientArrived { room: r, .. } if *r == room.id));
+        assert!(arrived.is_some(), "{to_doc:?}");
+        if n == 0 {
+            assert!(
+                snapshot < arrived && snapshot.is_some(),
+                "snapshot first: {to_doc:?}"
+            );
+        } else {
+            assert_eq!(snapshot, None, "only once: {to_doc:?}");
+        }
+    }
+}
