@@ -6,7 +6,7 @@
 
 /// Why an OpenID Connect sign-in failed. [`OidcError::code`] is the stable
 /// code the portal shows a message for.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OidcError {
     /// The organisation does not exist or has no `[tenant.oidc]`.
     #[error("this organisation does not sign in with an identity provider")]

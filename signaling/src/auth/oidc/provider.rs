@@ -21,6 +21,9 @@ use crate::directory::{OidcSettings, allowed_url};
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 /// Shortest interval between two JWKS fetches for an unknown key id.
 const JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
+/// After a failed discovery, sign-ins fail at once for this long instead of
+/// each asking the provider again (a flood of `/start` cannot hammer it).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
 /// The parts of a discovery document the login uses.
 #[derive(Clone, Debug, Deserialize)]
@@ -98,6 +101,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct ProviderCache {
     inner: Mutex<HashMap<TenantId, Entry>>,
+    failed: Mutex<HashMap<TenantId, (Instant, OidcError)>>,
 }
 
 impl ProviderCache {
@@ -118,10 +122,32 @@ impl ProviderCache {
         {
             return Ok(e.discovery.clone());
         }
+        if let Some((at, e)) = self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            && now.saturating_duration_since(*at) < RETRY_AFTER_FAILURE
+        {
+            return Err(e.clone());
+        }
         let url = discovery_url(&settings.issuer)?;
-        let doc: Discovery = http.get_json(&url, "discovery").await?;
-        doc.check(settings)?;
-        let doc = Arc::new(doc);
+        let fetched = match http.get_json::<Discovery>(&url, "discovery").await {
+            Ok(doc) => doc.check(settings).map(|()| doc),
+            Err(e) => Err(e),
+        };
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        let doc = match fetched {
+            Ok(doc) => {
+                failed.remove(tenant);
+                Arc::new(doc)
+            }
+            Err(e) => {
+                failed.insert(tenant.clone(), (now, e.clone()));
+                return Err(e);
+            }
+        };
+        drop(failed);
         self.lock().insert(
             tenant.clone(),
             Entry {
@@ -226,6 +252,47 @@ mod tests {
             template.check(&open).is_err(),
             "any tenant would be accepted"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_discovery_is_not_retried_for_ten_seconds() {
+        // A port with nothing listening, then a provider on it.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let issuer = format!("http://{addr}");
+        let s = settings(&issuer, &[]);
+        let tenant = TenantId::new("t").unwrap();
+        let http = HttpClient::new().unwrap();
+        let cache = ProviderCache::default();
+        let t0 = Instant::now();
+        let first = cache.discovery(&http, &tenant, &s, t0).await.unwrap_err();
+        assert!(matches!(first, OidcError::Provider(_)), "{first:?}");
+
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let doc = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+        });
+        let app = axum::Router::new().route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(doc) }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // Within 10 s: the same error, without asking.
+        let again = cache
+            .discovery(&http, &tenant, &s, t0 + Duration::from_secs(9))
+            .await
+            .unwrap_err();
+        assert_eq!(again, first);
+        // Later: asked again, and the provider now answers.
+        let d = cache
+            .discovery(&http, &tenant, &s, t0 + RETRY_AFTER_FAILURE)
+            .await
+            .unwrap();
+        assert_eq!(d.issuer, issuer);
     }
 
     #[test]
