@@ -8,6 +8,7 @@
 //! exhaust memory (19 MiB each). Every response carries `Cache-Control: no-store`.
 
 pub(crate) mod http;
+mod rooms;
 mod totp;
 
 use std::net::IpAddr;
@@ -88,6 +89,7 @@ pub fn router_with(
             post(disable_clinician),
         )
         .route("/api/admin/clinicians/{id}/enable", post(enable_clinician))
+        .merge(rooms::routes())
         .merge(totp::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(no_store))
