@@ -133,8 +133,13 @@ impl Oidc {
         self.auth.directory.oidc(tenant).is_some()
     }
 
-    /// Starts a sign-in for `tenant`.
-    pub async fn start(&self, tenant: &TenantId, now: Instant) -> Result<Started, OidcError> {
+    /// Starts a sign-in for `tenant` from the client at `source`.
+    pub async fn start(
+        &self,
+        tenant: &TenantId,
+        source: IpAddr,
+        now: Instant,
+    ) -> Result<Started, OidcError> {
         let settings = self
             .auth
             .directory
@@ -161,8 +166,14 @@ impl Oidc {
             .append_pair("nonce", &nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
-        self.pending
-            .insert(&state, &binding, tenant.clone(), nonce, verifier, now);
+        self.pending.insert(
+            &state,
+            &binding,
+            (tenant.clone(), source),
+            nonce,
+            verifier,
+            now,
+        );
         Ok(Started {
             redirect: url.into(),
             binding,

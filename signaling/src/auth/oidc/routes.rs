@@ -111,11 +111,15 @@ fn portal_error(tenant: Option<&TenantId>, error: &OidcError) -> String {
     format!("/portal?{}", q.finish())
 }
 
-async fn start(State(st): State<RouteState>, Path(org): Path<String>) -> Response {
+async fn start(
+    State(st): State<RouteState>,
+    ClientIp(ip): ClientIp,
+    Path(org): Path<String>,
+) -> Response {
     let Ok(tenant) = TenantId::new(org) else {
         return see_other(&portal_error(None, &OidcError::NotConfigured), &[]);
     };
-    match st.oidc.start(&tenant, Instant::now()).await {
+    match st.oidc.start(&tenant, ip, Instant::now()).await {
         Ok(s) => {
             let max_age = super::pending::PENDING_TTL.as_secs();
             see_other(
