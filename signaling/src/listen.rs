@@ -2,8 +2,8 @@
 //! the time limits that keep slow or silent clients from holding it.
 //!
 //! - [`ListenArgs`]: the `--header-read-timeout-ms`,
-//!   `--tls-handshake-timeout-ms` and `--hello-timeout-ms` flags, flattened
-//!   into [`crate::config::Config`].
+//!   `--tls-handshake-timeout-ms`, `--hello-timeout-ms` and
+//!   `--request-timeout-ms` flags, flattened into [`crate::config::Config`].
 //! - [`ListenLimits`]: the limits [`serve`] applies.
 //! - [`serve`]: our own accept loop over hyper's HTTP/1 connection builder.
 //!   `axum::serve` takes no configuration, and without a timer hyper never
@@ -14,6 +14,9 @@
 //!   `408 Request Timeout` and the connection is closed. The same limit
 //!   closes idle keep-alive connections. WebSocket upgrades leave hyper, so
 //!   an upgraded socket is bounded by the `hello` timeout instead (`ws`).
+//!   A whole request (body included) must be answered within the request
+//!   timeout, or gets `408`: a body trickled in a byte at a time cannot hold
+//!   a handler for ever either.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,8 +36,11 @@ use tokio::sync::watch;
 use crate::Error;
 use crate::tls::{Tls, TlsListener};
 
-/// Default of every time limit of this module: ten seconds.
+/// Default of the header-read, TLS-handshake and hello limits: ten seconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+/// Default of the whole-request limit: thirty seconds.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 
 /// Connection time limits of the signaling listener.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,6 +60,12 @@ pub struct ListenArgs {
     /// milliseconds; it is closed with an error after that.
     #[arg(long, env = "ANTEROOM_HELLO_TIMEOUT_MS", default_value_t = DEFAULT_TIMEOUT_MS)]
     pub hello_timeout_ms: u64,
+
+    /// Longest an HTTP request may take from its head to its response, body
+    /// upload included, in milliseconds (slow-body attacks get 408).
+    /// WebSockets are not bound by it once upgraded.
+    #[arg(long, env = "ANTEROOM_REQUEST_TIMEOUT_MS", default_value_t = DEFAULT_REQUEST_TIMEOUT_MS)]
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ListenArgs {
@@ -62,6 +74,7 @@ impl Default for ListenArgs {
             header_read_timeout_ms: DEFAULT_TIMEOUT_MS,
             tls_handshake_timeout_ms: DEFAULT_TIMEOUT_MS,
             hello_timeout_ms: DEFAULT_TIMEOUT_MS,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
         }
     }
 }
@@ -73,6 +86,7 @@ impl ListenArgs {
             ("--header-read-timeout-ms", self.header_read_timeout_ms),
             ("--tls-handshake-timeout-ms", self.tls_handshake_timeout_ms),
             ("--hello-timeout-ms", self.hello_timeout_ms),
+            ("--request-timeout-ms", self.request_timeout_ms),
         ] {
             if !(100..=600_000).contains(&ms) {
                 return Err(Error::Config(format!("{flag} must be 100..=600000")));
@@ -86,6 +100,7 @@ impl ListenArgs {
         ListenLimits {
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
             tls_handshake_timeout: Duration::from_millis(self.tls_handshake_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
         }
     }
 
@@ -103,6 +118,8 @@ pub struct ListenLimits {
     pub header_read_timeout: Duration,
     /// A TLS handshake must complete within this.
     pub tls_handshake_timeout: Duration,
+    /// A request must be answered (its body read) within this.
+    pub request_timeout: Duration,
 }
 
 impl Default for ListenLimits {
@@ -123,7 +140,10 @@ pub async fn serve(
     limits: ListenLimits,
     graceful: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = crate::tls::with_hsts(app, tls.as_ref());
+    let app = with_request_timeout(
+        crate::tls::with_hsts(app, tls.as_ref()),
+        limits.request_timeout,
+    );
     // `stop_rx` is dropped when shutdown starts: connections see
     // `stop.closed()`. Every connection task holds a `done_rx` clone.
     let (stop, stop_rx) = watch::channel(());
@@ -173,6 +193,22 @@ pub async fn serve(
     drop(done_rx);
     done.closed().await;
     Ok(())
+}
+
+/// Answers `408 Request Timeout` to a request not answered within `limit`
+/// (a body trickled in a byte at a time holds its handler until then).
+fn with_request_timeout(app: Router, limit: Duration) -> Router {
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            if let Ok(response) = tokio::time::timeout(limit, next.run(req)).await {
+                response
+            } else {
+                tracing::debug!("request not complete in time: 408");
+                let status = axum::http::StatusCode::REQUEST_TIMEOUT;
+                axum::response::IntoResponse::into_response((status, "request timeout\n"))
+            }
+        },
+    ))
 }
 
 /// What a new connection task needs.

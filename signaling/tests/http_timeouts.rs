@@ -1,7 +1,7 @@
 //! Slowloris protection over real sockets (issue 8): with short limits set by
 //! flag, a connection that sends a partial request head (or nothing), or
-//! never finishes its TLS handshake, or opens a WebSocket and never says
-//! `hello`, is closed by the server — well before the test's guard, which is
+//! trickles a request body, or never finishes its TLS handshake, or opens a
+//! WebSocket and never says `hello`, is closed by the server — well before the test's guard, which is
 //! shorter than the 10 s defaults — while well-behaved requests on other
 //! connections keep being answered.
 
@@ -34,6 +34,8 @@ fn short_limits() -> Config {
         "--tls-handshake-timeout-ms",
         "300",
         "--hello-timeout-ms",
+        "300",
+        "--request-timeout-ms",
         "300",
     ])
     .expect("flags")
@@ -84,6 +86,22 @@ async fn a_partial_request_head_is_timed_out_while_others_are_served() {
     let answer = read_until_closed(&mut silent).await;
     assert!(!answer.contains("200 OK"), "{answer}");
     assert!(healthz(server.addr).await.starts_with("HTTP/1.1 200"));
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_trickled_request_body_is_timed_out() {
+    let server = start(None).await;
+    let mut slow = TcpStream::connect(server.addr).await.expect("connect");
+    slow.write_all(
+        b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"username\"",
+    )
+    .await
+    .expect("write");
+    assert!(healthz(server.addr).await.starts_with("HTTP/1.1 200"));
+    let answer = read_until_closed(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     server.stop().await.expect("stop");
 }
 
