@@ -16,11 +16,12 @@ use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc, Vp8Descriptor};
 
 use super::Sfu;
-use super::forward::{PacketIn, Rewritten};
+use super::forward::{PacketIn, vp8_patch};
 use super::keyframe::is_keyframe;
-use super::participant::{OutState, Participant, SubRef, TrackId};
+use super::participant::{OutState, Participant, SubRef, TrackId, queue_behind};
 use super::simulcast::{self, Decision, Quality};
 use super::slab::PKey;
+use super::types::DropReason;
 
 /// Most SSRCs remembered per publisher before the map is relearnt.
 const MAX_SSRCS: usize = 32;
@@ -106,6 +107,7 @@ impl Sfu {
             .then(|| Vp8Descriptor::parse(&packet.payload).ok())
             .flatten();
         let subs = std::mem::take(&mut track.subs);
+        let track_id = track.id;
         let h = &packet.header;
         let shared = Shared {
             packet,
@@ -132,6 +134,9 @@ impl Sfu {
         let mut untargeted = false;
         for s in &subs {
             untargeted |= self.forward_one(*s, &shared);
+        }
+        if std::mem::take(&mut self.stale_keyframe) {
+            self.request_keyframe(key, track_id, li);
         }
         if let Some(t) = self
             .participants
@@ -162,9 +167,23 @@ impl Sfu {
         if t.select.target.is_none() {
             return t.select.quality != Quality::Off;
         }
+        if sh.video && !t.stale && queue_behind(&mut sub.rtc, ssrc_out, self.now) {
+            // The subscriber's queue is behind: stop adding video until the
+            // next keyframe (forwarding resumes there as after a layer
+            // switch, sequence numbers continuous) and ask for one.
+            t.stale = true;
+            t.select.current = None;
+            self.stale_keyframe = true;
+        }
         let out = match t.select.decide(sh.layer, sh.keyframe) {
-            Decision::Drop => return false,
+            Decision::Drop => {
+                if t.stale {
+                    self.stats.drops[DropReason::StaleVideo as usize] += 1;
+                }
+                return false;
+            }
             Decision::Switch => {
+                t.stale = false;
                 t.rewriter.start_run(&sh.input);
                 t.rewriter.rewrite(&sh.input)
             }
@@ -374,18 +393,4 @@ fn learn_ssrc(p: &mut Participant, ssrc: Ssrc) -> Option<(usize, usize)> {
     }
     p.ssrcs.push((ssrc, ti, li));
     Some((ti, li))
-}
-
-/// The VP8 descriptor patch carrying the rewritten picture id / TL0PICIDX.
-fn vp8_patch(desc: Option<Vp8Descriptor>, out: &Rewritten) -> Option<str0m::rtp::Vp8Patch> {
-    let desc = desc?;
-    let pid = out.picture_id?;
-    let build = |pid: u16| {
-        let mut b = desc.patch().picture_id(pid);
-        if let Some(tl0) = out.tl0 {
-            b = b.tl0_pic_idx(tl0);
-        }
-        b.build()
-    };
-    build(pid).or_else(|_| build(pid & 0x7f)).ok()
 }

@@ -10,6 +10,8 @@
 
 use std::time::Instant;
 
+use str0m::rtp::Vp8Descriptor;
+
 /// 15-bit VP8 PictureID space.
 const PICTURE_ID_MASK: u16 = 0x7fff;
 
@@ -121,6 +123,23 @@ impl Rewriter {
         }
         Some(out)
     }
+}
+
+/// The VP8 descriptor patch carrying the rewritten picture id / TL0PICIDX.
+pub(crate) fn vp8_patch(
+    desc: Option<Vp8Descriptor>,
+    out: &Rewritten,
+) -> Option<str0m::rtp::Vp8Patch> {
+    let desc = desc?;
+    let pid = out.picture_id?;
+    let build = |pid: u16| {
+        let mut b = desc.patch().picture_id(pid);
+        if let Some(tl0) = out.tl0 {
+            b = b.tl0_pic_idx(tl0);
+        }
+        b.build()
+    };
+    build(pid).or_else(|_| build(pid & 0x7f)).ok()
 }
 
 #[cfg(test)]

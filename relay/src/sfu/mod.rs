@@ -105,6 +105,9 @@ pub struct Sfu {
     /// Subscribers written to and not drained yet: drained once per batch
     /// of input, one by one as the driver polls (see `io.rs`).
     unflushed: VecDeque<PKey>,
+    /// Set by the fan-out when a subscriber's video went stale: the
+    /// publisher is asked for a keyframe after the packet.
+    stale_keyframe: bool,
     /// Participants whose negotiation state changed.
     dirty: Vec<PKey>,
     /// Participants to remove once the current event batch is done.
@@ -158,6 +161,7 @@ impl Sfu {
             out: VecDeque::new(),
             events: VecDeque::new(),
             unflushed: VecDeque::new(),
+            stale_keyframe: false,
             dirty: Vec::new(),
             leaving: Vec::new(),
             stats: SfuStats::default(),

@@ -11,7 +11,7 @@ use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::media::{MediaKind, Mid, Pt, Rid};
-use str0m::rtp::Ssrc;
+use str0m::rtp::{Ssrc, StreamTxQueueInfo};
 use str0m::{Candidate, Rtc, RtcConfig};
 
 use super::forward::Rewriter;
@@ -24,6 +24,20 @@ pub(crate) const MAX_ADDRS: usize = 4;
 
 /// How long a simulcast track waits for all its layers before layers are chosen.
 pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// A subscriber's video queue (str0m's pacer queue, with BWE) whose oldest
+/// packet waited longer than this is behind: its video is dropped until the
+/// next keyframe instead of queueing more (audio is never dropped).
+pub(crate) const STALE_VIDEO: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Whether the send queue of outgoing stream `ssrc` holds a packet older
+/// than [`STALE_VIDEO`] (as of str0m's latest pacer sample).
+pub(crate) fn queue_behind(rtc: &mut Rtc, ssrc: Ssrc, now: Instant) -> bool {
+    rtc.direct_api()
+        .stream_tx(&ssrc)
+        .and_then(|tx| tx.queue_info().and_then(StreamTxQueueInfo::first_unsent))
+        .is_some_and(|at| now.saturating_duration_since(at) > STALE_VIDEO)
+}
 
 /// Unique id of a published track on this worker.
 pub(crate) type TrackId = u64;
@@ -165,6 +179,9 @@ pub(crate) struct TrackOut {
     pub rewriter: Rewriter,
     /// Cumulative NACKs/PLIs last seen in str0m's egress stats.
     pub seen_nacks: u64,
+    /// Video is being dropped until the next keyframe because the
+    /// subscriber's queue fell behind (`fanout.rs` `STALE_VIDEO`).
+    pub stale: bool,
 }
 
 /// One participant in one room.

@@ -93,6 +93,7 @@ impl Sfu {
             select: LayerSelect::new(),
             rewriter: Rewriter::default(),
             seen_nacks: 0,
+            stale: false,
         });
         if let Some(t) = self
             .participants

@@ -178,15 +178,19 @@ pub enum DropReason {
     UnknownSource,
     /// The peer's str0m instance rejected it (bad STUN integrity, SRTP auth, …).
     Rejected,
+    /// A video packet not forwarded to a subscriber whose send queue fell
+    /// behind (until the next keyframe; audio is never dropped).
+    StaleVideo,
 }
 
 impl DropReason {
     /// Every reason, for metrics labels.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         Self::Oversized,
         Self::Malformed,
         Self::UnknownSource,
         Self::Rejected,
+        Self::StaleVideo,
     ];
 
     /// A short snake_case label for metrics.
@@ -196,6 +200,7 @@ impl DropReason {
             Self::Malformed => "malformed",
             Self::UnknownSource => "unknown_source",
             Self::Rejected => "rejected",
+            Self::StaleVideo => "stale_video",
         }
     }
 }
@@ -221,7 +226,7 @@ pub struct SfuStats {
     /// RTP packets written to a subscriber (one per subscriber per packet).
     pub rtp_forwarded: u64,
     /// Dropped datagrams, indexed like [`DropReason::ALL`].
-    pub drops: [u64; 4],
+    pub drops: [u64; 5],
     /// NACKs received from subscribers.
     pub nacks: u64,
     /// Keyframe requests (PLI/FIR) sent to publishers.

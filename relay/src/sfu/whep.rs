@@ -226,6 +226,7 @@ impl Sfu {
             select: LayerSelect::new(),
             rewriter,
             seen_nacks: 0,
+            stale: false,
         });
         if let Some(t) = self
             .participants
