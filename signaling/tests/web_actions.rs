@@ -56,16 +56,13 @@ async fn a_denied_patient_sees_the_message_and_the_seat_is_gone() -> Result<()> 
     // The seat is gone on the server: a fresh snapshot has nobody waiting,
     // and a refresh of the patient page starts over instead of resuming.
     let (_doc, snapshot) = server.clinician("dr-a2").await;
-    let entries: usize = snapshot["rooms"]
-        .as_array()
-        .map(|rooms| {
-            rooms
-                .iter()
-                .filter_map(|r| r["entries"].as_array())
-                .map(Vec::len)
-                .sum()
-        })
-        .unwrap_or(usize::MAX);
+    let entries: usize = snapshot["rooms"].as_array().map_or(usize::MAX, |rooms| {
+        rooms
+            .iter()
+            .filter_map(|r| r["entries"].as_array())
+            .map(Vec::len)
+            .sum()
+    });
     assert_eq!(entries, 0, "no seat left: {snapshot}");
     patient.reload().await?;
     patient.wait_for(&visible("step-device")).await?;

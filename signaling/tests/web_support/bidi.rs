@@ -135,11 +135,11 @@ impl Firefox {
             std::env::temp_dir().join(format!("anteroom-firefox-{}-{nanos}", std::process::id()));
         let profile = dir.join("profile");
         std::fs::create_dir_all(&profile)?;
-        let user_js: String = PREFS
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| format!("user_pref(\"{k}\", {v});\n"))
-            .collect();
+        let mut user_js = String::new();
+        for (k, v) in PREFS.iter().chain(extra) {
+            use std::fmt::Write as _;
+            let _ = writeln!(user_js, "user_pref(\"{k}\", {v});");
+        }
         std::fs::write(profile.join("user.js"), user_js)?;
         let mut child = Command::new(FIREFOX)
             .args(["--headless", "--no-remote", "--remote-debugging-port=0"])
