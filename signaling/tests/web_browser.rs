@@ -41,8 +41,10 @@ async fn a_refresh_in_the_waiting_room_keeps_the_seat() -> Result<()> {
         .await?;
     tab.wait_for("document.getElementById('cam-select').options.length > 0")
         .await?;
-    tab.wait_for("['good', 'poor', 'failed'].includes(document.getElementById('conn-check').dataset.result)")
-        .await?;
+    tab.wait_for(
+        "['good', 'poor', 'failed'].includes(document.getElementById('conn-check').dataset.result)",
+    )
+    .await?;
     // The fake microphone beeps: the level meter moves.
     tab.wait_for("document.getElementById('mic-level').value > 0.05")
         .await?;
