@@ -6,10 +6,34 @@
 // id), highlights the active speaker, rates the connection from getStats,
 // and on `relay_moved` or an ICE failure builds a new peer connection and
 // offers again, without reloading the page.
+//
+// Recovery back-off: a failed connection asks signaling for a placement
+// (`call_ice_failed`) only after a wait that starts at RETRY_BASE_MS and
+// doubles up to RETRY_MAX_MS (±RETRY_JITTER), reset once a connection
+// reaches `connected`; so a connection that fails instantly cannot loop
+// call_ice_failed -> relay_moved -> new peer connection without pause. A
+// `relay_moved` is always acted on at once: either it answers our (already
+// delayed) request, or the call really moved (failover) and waiting would
+// only lengthen the outage.
 'use strict';
 
 (() => {
   const { el } = Anteroom;
+
+  /** First wait before asking for a new placement, in ms. */
+  const RETRY_BASE_MS = 500;
+  /** Longest wait between two requests for a new placement, in ms. */
+  const RETRY_MAX_MS = 10000;
+  /** Random spread of each wait (0.3 = ±30 %), so clients do not retry in step. */
+  const RETRY_JITTER = 0.3;
+  /** Grace period for a `disconnected` connection before it counts as failed. */
+  const DISCONNECT_GRACE_MS = 4000;
+
+  /** The wait before recovery attempt `attempt` (1-based), with jitter. */
+  function retryDelay(attempt) {
+    const base = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(attempt - 1, 30));
+    return Math.round(base * (1 + RETRY_JITTER * (2 * Math.random() - 1)));
+  }
 
   /** Camera + microphone with the chosen devices (ids may be empty). */
   async function openLocal(camId, micId) {
@@ -101,7 +125,14 @@
       this.tiles = new Map();
       this.names = new Map();
       this.chain = Promise.resolve();
+      this.relay = null;
+      // `disconnected` grace period, or the watchdog after a request.
       this.failTimer = null;
+      // The back-off wait before the next `call_ice_failed`.
+      this.retryTimer = null;
+      // Recovery attempts since the last `connected`, requests sent (with
+      // their times, for tests and diagnosis) and the current wait.
+      this.recovery = { attempts: 0, sent: 0, sentAt: [], waitMs: 0 };
       this.own = null;
       this.stats = { framesDecoded: 0, generation: 0, quality: 'unknown', lost: 0, received: 0 };
       this.statsTimer = setInterval(() => this.sample(), 1000);
@@ -126,16 +157,26 @@
           if (this.id === msg.call && this.pc && this.pc.connectionState === 'connected') return true;
           this.id = msg.call;
           this.self = msg.participant;
+          this.relay = msg.relay;
+          this.syncMute();
           this.enqueue(() => this.connect());
           return true;
         case 'relay_moved':
           if (msg.call !== this.id) return false;
-          this.opts.onBanner('The call is moving to another server. Reconnecting…');
+          // Our own request answered with the same relay keeps the banner
+          // it has; a move to another relay says so.
+          if (msg.relay !== this.relay) this.opts.onBanner('The call is moving to another server. Reconnecting…');
+          this.relay = msg.relay;
           this.enqueue(() => this.connect());
           return true;
         case 'call_waiting_for_relay':
           if (this.id && msg.call !== this.id) return false;
           this.id = msg.call;
+          // Signaling sends call_ready/relay_moved once a relay registers:
+          // no point asking again meanwhile.
+          clearTimeout(this.failTimer);
+          clearTimeout(this.retryTimer);
+          this.retryTimer = null;
           this.opts.onBanner('Waiting for a video server to become available…');
           return true;
         case 'call_answer':
@@ -167,6 +208,9 @@
     /** A fresh peer connection and offer (first time, or after a move). */
     async connect() {
       if (this.pc) this.pc.close();
+      // A new connection supersedes any pending wait to ask for one.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
       this.generation += 1;
       const generation = this.generation;
       const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [] });
@@ -206,26 +250,50 @@
     onState(pc, generation) {
       if (generation !== this.generation) return;
       const state = pc.connectionState;
-      clearTimeout(this.failTimer);
       if (state === 'connected') {
+        clearTimeout(this.failTimer);
+        clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        this.recovery.attempts = 0;
+        this.recovery.waitMs = 0;
         this.opts.onBanner(null);
       } else if (state === 'failed') {
-        this.reportFailure(generation);
+        clearTimeout(this.failTimer);
+        this.scheduleRecovery(generation);
       } else if (state === 'disconnected') {
+        clearTimeout(this.failTimer);
         this.opts.onBanner('Connection interrupted. Trying to recover…');
-        this.failTimer = setTimeout(() => this.reportFailure(generation), 4000);
+        this.failTimer = setTimeout(() => this.scheduleRecovery(generation), DISCONNECT_GRACE_MS);
       }
     }
 
-    /** Asks signaling for a (new) placement; again every 10 s until connected. */
-    reportFailure(generation) {
+    /** The connection of `generation` failed: asks for a (new) placement
+     *  after the back-off wait; the banner stays up meanwhile. */
+    scheduleRecovery(generation) {
       if (generation !== this.generation || !this.id) return;
       this.opts.onBanner('Connection lost. Reconnecting to the call…');
+      if (this.retryTimer) return;
+      this.recovery.attempts += 1;
+      const wait = retryDelay(this.recovery.attempts);
+      this.recovery.waitMs = wait;
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.requestPlacement();
+      }, wait);
+    }
+
+    /** Sends `call_ice_failed`; if no connection follows within
+     *  RETRY_MAX_MS (no reply, or the new one hangs), tries again. */
+    requestPlacement() {
+      if (!this.id || (this.pc && this.pc.connectionState === 'connected')) return;
       this.opts.send({ type: 'call_ice_failed', call: this.id });
+      this.recovery.sent += 1;
+      this.recovery.sentAt.push(Math.round(performance.now()));
+      if (this.recovery.sentAt.length > 50) this.recovery.sentAt.shift();
       clearTimeout(this.failTimer);
       this.failTimer = setTimeout(() => {
-        if (this.pc && this.pc.connectionState !== 'connected') this.reportFailure(this.generation);
-      }, 10000);
+        if (!this.pc || this.pc.connectionState !== 'connected') this.scheduleRecovery(this.generation);
+      }, RETRY_MAX_MS);
     }
 
     onTrack(ev) {
@@ -290,6 +358,16 @@
       if (this.opts.onRoster) this.opts.onRoster(entries);
     }
 
+    /** At the start of a call: if a local track is already off, tells
+     *  signaling, so the roster agrees with what is sent (a new call's
+     *  roster entry starts unmuted). */
+    syncMute() {
+      const off = (tracks) => tracks.length > 0 && tracks.every((t) => !t.enabled);
+      const audio = off(this.opts.local.getAudioTracks());
+      const video = off(this.opts.local.getVideoTracks());
+      if (audio || video) this.opts.send({ type: 'call_mute', call: this.id, audio, video });
+    }
+
     /** Mutes/unmutes locally and tells the others (via the roster). */
     setMuted(audio, video) {
       for (const t of this.opts.local.getAudioTracks()) t.enabled = !audio;
@@ -340,6 +418,8 @@
     close() {
       clearInterval(this.statsTimer);
       clearTimeout(this.failTimer);
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
       if (this.pc) this.pc.close();
       this.pc = null;
       this.generation += 1;

@@ -58,6 +58,9 @@
       $('btn-return').hidden = !this.patient;
       $('btn-end').hidden = !this.patient;
       $('btn-transfer-call').hidden = !this.patient;
+      // A new consultation starts unmuted: buttons, tracks (opened fresh
+      // below) and the roster (a new entry starts unmuted) agree.
+      this.setMuteButtons(false, false);
       if (!this.local) {
         try {
           this.local = await Anteroom.media.openLocal('', '');
@@ -84,6 +87,13 @@
       });
       this.opening = false;
       for (const m of this.early.splice(0)) this.call.handle(m);
+      // The tracks follow the buttons (muted while the camera was opening?);
+      // signaling hears of a mute once the call has its id (call_ready).
+      if (this.audioMuted || this.videoMuted) {
+        this.call.setMuted(this.audioMuted, this.videoMuted);
+      } else {
+        for (const t of this.local.getTracks()) t.enabled = true;
+      }
       $('call-h').tabIndex = -1;
       $('call-h').focus();
       announce($('call-h').textContent);
@@ -117,6 +127,7 @@
       this.callId = null;
       this.patient = null;
       this.early = [];
+      this.setMuteButtons(false, false);
       if (this.local) for (const t of this.local.getTracks()) t.stop();
       this.local = null;
       $('view-call').hidden = true;
@@ -124,17 +135,23 @@
       announce(text);
     }
 
+    /** Sets the mute state and the buttons showing it (not the tracks). */
+    setMuteButtons(audio, video) {
+      this.audioMuted = audio;
+      this.videoMuted = video;
+      $('btn-mic').setAttribute('aria-pressed', String(audio));
+      $('btn-mic').textContent = audio ? 'Unmute microphone' : 'Mute microphone';
+      $('btn-cam').setAttribute('aria-pressed', String(video));
+      $('btn-cam').textContent = video ? 'Turn camera on' : 'Turn camera off';
+    }
+
     wire() {
       $('btn-mic').addEventListener('click', () => {
-        this.audioMuted = !this.audioMuted;
-        $('btn-mic').setAttribute('aria-pressed', String(this.audioMuted));
-        $('btn-mic').textContent = this.audioMuted ? 'Unmute microphone' : 'Mute microphone';
+        this.setMuteButtons(!this.audioMuted, this.videoMuted);
         if (this.call) this.call.setMuted(this.audioMuted, this.videoMuted);
       });
       $('btn-cam').addEventListener('click', () => {
-        this.videoMuted = !this.videoMuted;
-        $('btn-cam').setAttribute('aria-pressed', String(this.videoMuted));
-        $('btn-cam').textContent = this.videoMuted ? 'Turn camera on' : 'Turn camera off';
+        this.setMuteButtons(this.audioMuted, !this.videoMuted);
         if (this.call) this.call.setMuted(this.audioMuted, this.videoMuted);
       });
       $('btn-invite').addEventListener('click', async () => {
