@@ -207,7 +207,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 /// `Sec-Fetch-Site` (when sent) is `same-origin` or `none` (typed by the
 /// user), else `Origin` (when sent) names the `Host`. Requests with neither
 /// (not a browser, or a very old one) pass.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return matches!(site.to_str(), Ok("same-origin" | "none"));
     }

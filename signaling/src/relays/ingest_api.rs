@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, HOST, ORIGIN};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
@@ -117,25 +117,10 @@ fn bad_request(message: &'static str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
-/// Whether a cookie-authenticated request may come from its `Origin`: no
-/// `Origin` (not a browser's cross-site request) or one naming the `Host`.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(ORIGIN) else {
-        return true;
-    };
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest);
-    origin_host.is_some() && origin_host == host
-}
-
 impl IngestState {
     fn session(&self, headers: &HeaderMap) -> Result<SessionInfo, ApiError> {
         let token = request_token(headers).ok_or_else(ApiError::unauthenticated)?;
-        if !headers.contains_key(AUTHORIZATION) && !same_origin(headers) {
+        if !headers.contains_key(AUTHORIZATION) && !crate::csrf::same_origin(headers) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "cross_origin",
