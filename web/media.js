@@ -100,6 +100,14 @@
     return { figure, video, name, flags };
   }
 
+  /** Shows a roster entry's mute state on its tile. */
+  function paintFlags(tile, entry) {
+    tile.flags.replaceChildren(
+      entry.audio_muted ? el('span', { class: 'flag', text: 'muted' }) : '',
+      entry.video_muted ? el('span', { class: 'flag', text: 'camera off' }) : '',
+    );
+  }
+
   function play(video) {
     const p = video.play();
     if (p && p.catch) {
@@ -124,6 +132,9 @@
       this.generation = 0;
       this.tiles = new Map();
       this.names = new Map();
+      // The last roster entry of each participant: a tile made after the
+      // roster (media comes later than the roster) still shows its flags.
+      this.entries = new Map();
       this.chain = Promise.resolve();
       this.relay = null;
       // `disconnected` grace period, or the watchdog after a request.
@@ -304,6 +315,7 @@
       let tile = this.tiles.get(id);
       if (!tile) {
         tile = makeTile(id, this.names.get(id) || 'Participant', false);
+        if (this.entries.has(id)) paintFlags(tile, this.entries.get(id));
         this.tiles.set(id, tile);
         this.opts.grid.append(tile.figure);
       }
@@ -338,17 +350,16 @@
       for (const e of entries) {
         present.add(e.participant);
         this.names.set(e.participant, e.display_name);
+        this.entries.set(e.participant, e);
         const tile = e.participant === this.self ? this.localTile : this.tiles.get(e.participant);
         if (!tile) continue;
         if (e.participant !== this.self) {
           tile.name.textContent = e.display_name;
           tile.video.setAttribute('aria-label', `Video of ${e.display_name}`);
         }
-        tile.flags.replaceChildren(
-          e.audio_muted ? el('span', { class: 'flag', text: 'muted' }) : '',
-          e.video_muted ? el('span', { class: 'flag', text: 'camera off' }) : '',
-        );
+        paintFlags(tile, e);
       }
+      for (const id of [...this.entries.keys()]) if (!present.has(id)) this.entries.delete(id);
       for (const [id, tile] of this.tiles) {
         if (entries.length > 0 && !present.has(id)) {
           tile.figure.remove();

@@ -189,12 +189,16 @@ async fn mute_and_camera_off_show_on_the_other_side_and_return_to_queue_works() 
         .wait_for("document.getElementById('rooms').textContent.includes('invited to a call')")
         .await?;
 
-    // Return to queue (with the clinician muted): the patient waits again,
-    // first in line.
+    // Return to queue (with the clinician muted, and the patient's
+    // microphone off): the patient waits again, first in line.
     portal.click("#btn-mic").await?;
     portal.click("#btn-cam").await?;
     patient
         .wait_for(&format!("{} === 'mutedcamera off'", flags(doctor_tile)))
+        .await?;
+    patient.click("#btn-mic").await?;
+    portal
+        .wait_for(&format!("{} === 'muted'", flags(&patient_tile)))
         .await?;
     portal.click("#btn-return").await?;
     patient.wait_for(&visible("step-waiting")).await?;
@@ -257,10 +261,21 @@ async fn mute_and_camera_off_show_on_the_other_side_and_return_to_queue_works() 
         .await?;
     let roster = portal.text("#roster").await?;
     assert!(
-        !roster.contains("muted") && !roster.contains("camera off"),
+        !roster.contains("(clinician) · muted") && !roster.contains("camera off"),
         "{roster}"
     );
     assert_eq!(patient.eval(&flags(doctor_tile)).await?, "");
+    // The patient's microphone stayed off (their button says so): the
+    // clinician sees them muted in the new call too.
+    assert_eq!(patient.text("#btn-mic").await?, "Unmute microphone");
+    portal
+        .wait_for(
+            "document.getElementById('roster').textContent.includes('Mia Mute (patient) · muted')",
+        )
+        .await?;
+    portal
+        .wait_for(&format!("{} === 'muted'", flags(&patient_tile)))
+        .await?;
 
     drop(browser);
     relay.shutdown().await;
