@@ -1,6 +1,6 @@
-// Anteroom media: the camera/microphone (device list, preview, level
-// meter) and Anteroom.Call, one participant's side of a call on a relay
-// (CALLS.md / docs/protocol.md): the client offers audio + video + the
+// Anteroom media: Anteroom.Call, one participant's side of a call on a relay
+// (CALLS.md / docs/protocol.md; the camera and microphone themselves are in
+// devices.js): the client offers audio + video + the
 // "anteroom" data channel, answers the relay's renegotiations, shows one
 // tile per publisher (the msid stream id is the publisher's participant
 // id), highlights the active speaker, rates the connection from getStats,
@@ -33,61 +33,6 @@
   function retryDelay(attempt) {
     const base = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(attempt - 1, 30));
     return Math.round(base * (1 + RETRY_JITTER * (2 * Math.random() - 1)));
-  }
-
-  /** Camera + microphone with the chosen devices (ids may be empty). */
-  async function openLocal(camId, micId) {
-    return navigator.mediaDevices.getUserMedia({
-      audio: micId ? { deviceId: { exact: micId } } : true,
-      video: camId
-        ? { deviceId: { exact: camId }, width: { ideal: 640 }, height: { ideal: 480 } }
-        : { width: { ideal: 640 }, height: { ideal: 480 } },
-    });
-  }
-
-  /** Fills the camera and microphone <select>s; keeps the current choice. */
-  async function listDevices(camSelect, micSelect, stream) {
-    const devices = await navigator.mediaDevices.enumerateDevices();
-    const current = (kind) => {
-      const t = stream && stream.getTracks().find((x) => x.kind === kind);
-      return t ? t.getSettings().deviceId : '';
-    };
-    const fill = (select, kind, fallback) => {
-      select.replaceChildren();
-      let n = 0;
-      for (const d of devices.filter((x) => x.kind === `${kind}input`)) {
-        n += 1;
-        select.append(el('option', { value: d.deviceId, text: d.label || `${fallback} ${n}` }));
-      }
-      const want = current(kind);
-      if (want) select.value = want;
-    };
-    fill(camSelect, 'video', 'Camera');
-    fill(micSelect, 'audio', 'Microphone');
-  }
-
-  /** Drives a <meter> from the stream's microphone; returns a stop function. */
-  function levelMeter(stream, meter) {
-    const Ctx = window.AudioContext || window.webkitAudioContext;
-    if (!Ctx || stream.getAudioTracks().length === 0) return () => {};
-    const ctx = new Ctx();
-    const source = ctx.createMediaStreamSource(stream);
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 512;
-    source.connect(analyser);
-    const data = new Float32Array(analyser.fftSize);
-    const timer = setInterval(() => {
-      analyser.getFloatTimeDomainData(data);
-      let sum = 0;
-      for (const v of data) sum += v * v;
-      const rms = Math.sqrt(sum / data.length);
-      meter.value = Math.min(1, rms * 4);
-    }, 100);
-    ctx.resume().catch(() => {});
-    return () => {
-      clearInterval(timer);
-      ctx.close().catch(() => {});
-    };
   }
 
   /** One video tile: a <figure> with a <video> and a caption. */
@@ -441,6 +386,5 @@
     }
   }
 
-  Anteroom.media = { openLocal, listDevices, levelMeter };
   Anteroom.Call = Call;
 })();

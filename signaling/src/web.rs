@@ -58,6 +58,7 @@ static ASSETS: &[Asset] = &[
     asset!("admin.html", HTML),
     asset!("style.css", CSS),
     asset!("common.js", JS),
+    asset!("devices.js", JS),
     asset!("media.js", JS),
     asset!("conntest.js", JS),
     asset!("index.js", JS),
