@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use protocol::client::ErrorCode;
 use serde_json::{Value, json};
-use support::{PASSWORD, TestServer, http_raw};
+use support::{PASSWORD, TestServer, http_json};
 
 use signaling::auth::{Auth, AuthSettings};
 use signaling::directory::Directory;
@@ -23,19 +23,7 @@ async fn call(
     headers: &[(&str, &str)],
     body: &Value,
 ) -> (u16, String, Value) {
-    let mut h = vec![("Content-Type", "application/json")];
-    h.extend_from_slice(headers);
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let (status, head, text) = http_raw(s.addr, method, path, &h, &body).await;
-    (
-        status,
-        head,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
+    http_json(s.addr, method, path, headers, body).await
 }
 
 /// Logs in over HTTP; returns (session token, CSRF token, Cookie header).

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use signaling::auth::totp::{code_at, secret_from_base32};
 use signaling::auth::{Auth, AuthSettings};
 use signaling::directory::Directory;
-use support::{PASSWORD, TestServer, http_raw};
+use support::{PASSWORD, TestServer, http_json, http_raw};
 
 async fn call(
     s: &TestServer,
@@ -23,21 +23,8 @@ async fn call(
     body: &Value,
 ) -> (u16, String, Value) {
     let auth = bearer.map(|t| format!("Bearer {t}"));
-    let mut h = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        h.push(("Authorization", a));
-    }
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let (status, head, text) = http_raw(s.addr, method, path, &h, &body).await;
-    (
-        status,
-        head,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    http_json(s.addr, method, path, &headers, body).await
 }
 
 fn code(v: &Value) -> &str {

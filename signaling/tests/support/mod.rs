@@ -378,6 +378,31 @@ pub async fn http(
     .await
 }
 
+/// One HTTP/1.1 request with a JSON body (none if `body` is null) and extra
+/// `headers`; returns the status code, the raw head and the parsed JSON reply
+/// (null if the reply is not JSON).
+pub async fn http_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> (u16, String, Value) {
+    let mut h = vec![("Content-Type", "application/json")];
+    h.extend_from_slice(headers);
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let (status, head, text) = http_raw(addr, method, path, &h, &body).await;
+    (
+        status,
+        head,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
 /// One HTTP/1.1 request with extra `headers` and a raw `body`; returns the
 /// status code, the raw head and the body.
 pub async fn http_raw(
