@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use protocol::control::{Register, RelayToSignaling, SignalingToRelay};
+use tracing::Instrument as _;
 
 use super::RelayPool;
 
@@ -26,7 +27,10 @@ pub async fn handler(State(pool): State<Arc<RelayPool>>, upgrade: WebSocketUpgra
     upgrade
         .max_message_size(MAX_CONTROL_MESSAGE)
         .max_frame_size(MAX_CONTROL_MESSAGE)
-        .on_upgrade(move |socket| run(socket, pool))
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("control", node = tracing::field::Empty);
+            run(socket, pool).instrument(span)
+        })
 }
 
 async fn send(socket: &mut WebSocket, message: &SignalingToRelay) -> bool {
@@ -84,6 +88,7 @@ async fn run(mut socket: WebSocket, pool: Arc<RelayPool>) {
             return;
         }
     };
+    tracing::Span::current().record("node", reg.node.as_str());
     if !send(&mut socket, &link.registered()).await {
         return;
     }

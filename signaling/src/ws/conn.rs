@@ -313,6 +313,11 @@ impl Conn {
         if matches!(role, Role::Patient) {
             self.state = State::Patient;
         }
+        let role_name = match role {
+            Role::Patient => "patient",
+            Role::Clinician => "clinician",
+        };
+        tracing::Span::current().record("role", role_name);
         tracing::debug!(conn = self.id.0, role = ?role, clinician = staff.as_ref().map(|s| s.clinician.as_str()), "hello");
         let welcome = SignalingToClient::Welcome {
             version: PROTOCOL_VERSION,

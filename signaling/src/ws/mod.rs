@@ -29,6 +29,7 @@ use axum::response::Response;
 use protocol::client::RosterRole;
 use protocol::{ParticipantId, RoomId, Sensitive};
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument as _;
 
 use crate::account_api::is_session_cookie;
 use crate::audit::Audit;
@@ -202,11 +203,17 @@ pub async fn handler(
         // demand for larger frames. Messages are flushed one by one anyway.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |socket| {
             let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
-            let alive = shared.alive.clone();
-            conn::run(socket, shared, id, cookie).await;
-            drop(alive);
+            // Every line the connection logs carries `conn` (and `role` once
+            // `hello` succeeded): see docs/operations.md "Logs".
+            let span = tracing::info_span!("ws", conn = id.0, role = tracing::field::Empty);
+            async move {
+                let alive = shared.alive.clone();
+                conn::run(socket, shared, id, cookie).await;
+                drop(alive);
+            }
+            .instrument(span)
         })
 }
 
