@@ -29,7 +29,7 @@ async fn fanout(subscribers: u32, secs: u64, impairment: Option<ShimConfig>) -> 
     let control = free_addr();
     let mut config = relay::Config::local(NodeId::new("relay-under-test").unwrap(), SECRET);
     config.standalone = false;
-    config.signaling = Some(format!("ws://{control}/control"));
+    config.signaling = vec![format!("ws://{control}/control")];
     // The relay dials (and redials, with back-off) until bench listens.
     let relay = relay::Relay::start(config).await.unwrap();
     let bench = SfuConfig {

@@ -29,9 +29,16 @@ pub enum LogFormat {
 #[command(name = "relay", about = "Anteroom media relay (str0m SFU node)")]
 pub struct Config {
     /// Signaling's control WebSocket, e.g. `ws://127.0.0.1:8080/control`
-    /// (plain `ws://` only). Required unless `--standalone`.
-    #[arg(long, env = "ANTEROOM_RELAY_SIGNALING")]
-    pub signaling: Option<String>,
+    /// (plain `ws://` only). Several signaling nodes: comma-separated
+    /// and/or repeated; each reconnect attempt dials the next one. Required
+    /// unless `--standalone`.
+    #[arg(
+        long,
+        alias = "signaling-url",
+        env = "ANTEROOM_RELAY_SIGNALING",
+        value_delimiter = ','
+    )]
+    pub signaling: Vec<String>,
 
     /// Run without signaling (tests, benchmarks): offers are fed in-process.
     #[arg(long)]
@@ -110,8 +117,8 @@ pub struct ValidConfig {
     pub secret: Sensitive<Vec<u8>>,
     /// Worker count (at least 1).
     pub workers: usize,
-    /// The signaling URL; `None` only in standalone mode.
-    pub signaling: Option<String>,
+    /// The signaling URLs, in dialling order; empty only in standalone mode.
+    pub signaling: Vec<String>,
 }
 
 impl Config {
@@ -119,7 +126,7 @@ impl Config {
     /// everywhere, OS-chosen ports, one worker, standalone (no signaling).
     pub fn local(node: NodeId, secret: impl Into<String>) -> Self {
         Self {
-            signaling: None,
+            signaling: Vec::new(),
             standalone: true,
             node_id: node,
             region: Region::new("local").expect("valid region"),
@@ -166,24 +173,26 @@ impl Config {
                 "the shared secret must be at least {MIN_SECRET_LEN} bytes long"
             )));
         }
-        let signaling = match (&self.signaling, self.standalone) {
-            (Some(url), _) => {
-                if !url.starts_with("ws://") {
-                    return Err(RelayError::Config(format!(
-                        "--signaling must be a ws:// URL (TLS is not built in: keep the control \
-                         link on a private network or behind a TLS proxy), got {url:?}"
-                    )));
-                }
-                check_ws_url(url)?;
-                Some(url.clone())
+        let signaling: Vec<String> = self
+            .signaling
+            .iter()
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
+        if signaling.is_empty() && !self.standalone {
+            return Err(RelayError::Config(
+                "the relay needs --signaling ws://host:port/control (or --standalone)".into(),
+            ));
+        }
+        for url in &signaling {
+            if !url.starts_with("ws://") {
+                return Err(RelayError::Config(format!(
+                    "--signaling must be a ws:// URL (TLS is not built in: keep the control \
+                     link on a private network or behind a TLS proxy), got {url:?}"
+                )));
             }
-            (None, true) => None,
-            (None, false) => {
-                return Err(RelayError::Config(
-                    "the relay needs --signaling ws://host:port/control (or --standalone)".into(),
-                ));
-            }
-        };
+            check_ws_url(url)?;
+        }
         let workers = match self.workers {
             Some(0) => return Err(RelayError::Config("--workers must be at least 1".into())),
             Some(n) => n,
@@ -308,6 +317,42 @@ mod tests {
     }
 
     #[test]
+    fn several_signaling_urls_are_kept_in_order_and_each_is_checked() {
+        let base = ["--advertise", "127.0.0.1", "--grant-secret", SECRET];
+        let mut args = base.to_vec();
+        args.extend([
+            "--signaling",
+            "ws://10.0.0.1:8080/control, ws://10.0.0.2:8080/control",
+            "--signaling-url",
+            "ws://10.0.0.3:8080/control",
+        ]);
+        let valid = parse(&args).validate().expect("valid");
+        assert_eq!(
+            valid.signaling,
+            [
+                "ws://10.0.0.1:8080/control",
+                "ws://10.0.0.2:8080/control",
+                "ws://10.0.0.3:8080/control"
+            ]
+        );
+        // One bad URL in the list is named.
+        let mut args = base.to_vec();
+        args.extend(["--signaling", "ws://10.0.0.1:8080/control,ws://h:x/control"]);
+        let err = error_of(&parse(&args));
+        assert!(
+            err.contains("ws://h:x/control") && err.contains("port"),
+            "{err}"
+        );
+        let mut args = base.to_vec();
+        args.extend(["--signaling", "ws://10.0.0.1:8080/control,http://h/control"]);
+        assert!(error_of(&parse(&args)).contains("ws://"));
+        // Only separators: no URL at all.
+        let mut args = base.to_vec();
+        args.extend(["--signaling", " , "]);
+        assert!(error_of(&parse(&args)).contains("--signaling"));
+    }
+
+    #[test]
     fn a_full_configuration_validates_and_hides_the_secret() {
         let config = parse(&[
             "--advertise",
@@ -355,6 +400,6 @@ mod tests {
         let config = Config::local(NodeId::new("relay-t").unwrap(), SECRET);
         let valid = config.validate().expect("valid");
         assert_eq!(valid.workers, 1);
-        assert!(valid.signaling.is_none());
+        assert!(valid.signaling.is_empty());
     }
 }

@@ -73,10 +73,10 @@ impl Relay {
                 tracing::error!(error = %e, "metrics listener failed");
             }
         }));
-        if let Some(url) = signaling {
+        if !signaling.is_empty() {
             tasks.push(tokio::spawn(control::run(
                 Arc::clone(&node),
-                url,
+                signaling,
                 options,
                 stopped,
             )));

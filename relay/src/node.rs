@@ -154,7 +154,7 @@ impl Node {
     /// Ready to take new rooms: registered (or standalone), workers running,
     /// not draining.
     pub fn is_ready(&self) -> bool {
-        let connected = self.config.signaling.is_none() || self.registered.load(Ordering::Acquire);
+        let connected = self.config.signaling.is_empty() || self.registered.load(Ordering::Acquire);
         connected && self.workers.all_running() && !self.is_draining()
     }
 

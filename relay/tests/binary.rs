@@ -152,3 +152,21 @@ async fn sigterm_with_no_call_left_exits_cleanly() {
     let status = wait(child).await;
     assert_eq!(status.code(), Some(0), "drained at once: no call was left");
 }
+
+#[tokio::test]
+async fn check_config_accepts_a_list_of_signaling_urls_from_the_environment() {
+    let check = |urls: &str| {
+        relay_command()
+            .args(["--check-config", "--advertise", "127.0.0.1"])
+            .env("ANTEROOM_RELAY_SECRET", SECRET)
+            .env("ANTEROOM_RELAY_SIGNALING", urls)
+            .output()
+            .expect("the binary runs")
+    };
+    let ok = check("ws://10.0.0.1:8080/control,ws://10.0.0.2:8080/control");
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    let bad = check("ws://10.0.0.1:8080/control,ws://10.0.0.2:nope/control");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("ws://10.0.0.2:nope/control"), "{stderr}");
+}

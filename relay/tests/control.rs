@@ -35,7 +35,7 @@ const LATE: Duration = Duration::from_millis(700);
 async fn start(signaling: &FakeSignaling) -> RelayHandle {
     let mut config = Config::local(node(), SECRET);
     config.standalone = false;
-    config.signaling = Some(signaling.url.clone());
+    config.signaling = vec![signaling.url.clone()];
     config.region = Region::new("eu-west").unwrap();
     config.capacity = 42;
     Relay::start_with(config, options()).await.unwrap()

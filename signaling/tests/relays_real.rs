@@ -17,7 +17,7 @@ use support::http_raw as http;
 async fn relay(server: &Server, id: &str, region: &str) -> relay::RelayHandle {
     let mut config = relay::Config::local(node(id), SECRET);
     config.standalone = false;
-    config.signaling = Some(format!("ws://{}/control", server.addr));
+    config.signaling = vec![format!("ws://{}/control", server.addr)];
     config.region = protocol::Region::new(region).unwrap();
     relay::Relay::start(config).await.expect("relay starts")
 }

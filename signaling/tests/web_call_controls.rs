@@ -51,7 +51,7 @@ async fn relay_for(cs: &calls_support::CallServer, id: &str) -> Result<relay::Re
     let mut events = cs.pool.subscribe();
     let mut config = relay::Config::local(node(id), SECRET);
     config.standalone = false;
-    config.signaling = Some(format!("ws://{}/control", cs.server.addr));
+    config.signaling = vec![format!("ws://{}/control", cs.server.addr)];
     config.region = protocol::Region::new("eu")?;
     let relay = relay::Relay::start(config).await?;
     loop {

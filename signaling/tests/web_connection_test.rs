@@ -86,7 +86,7 @@ async fn the_device_check_connection_test_succeeds_through_a_real_relay() -> Res
         relay::Config::local(protocol::NodeId::new("ct-relay-1")?, SECRET.to_owned());
     relay_config.standalone = false;
     relay_config.region = Config::dev().region;
-    relay_config.signaling = Some(format!("ws://{addr}/control"));
+    relay_config.signaling = vec![format!("ws://{addr}/control")];
     let relay = relay::Relay::start(relay_config).await?;
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {

@@ -143,7 +143,7 @@ async fn a_firefox_patient_and_a_chromium_clinician_decode_each_other_s_video() 
     let mut events = cs.pool.subscribe();
     let mut config = relay::Config::local(node("fx-relay-1"), SECRET);
     config.standalone = false;
-    config.signaling = Some(format!("ws://{}/control", cs.server.addr));
+    config.signaling = vec![format!("ws://{}/control", cs.server.addr)];
     config.region = protocol::Region::new("eu")?;
     let relay = relay::Relay::start(config).await?;
     loop {

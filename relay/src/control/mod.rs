@@ -6,6 +6,11 @@
 //! exponential back-off and jitter, and re-announces the rooms it still
 //! carries in its new `register`. Core events that happen while disconnected
 //! wait in a bounded buffer and are sent after the next registration.
+//!
+//! Given several signaling URLs (one per signaling node), every reconnect
+//! attempt dials the next one in the list, round-robin: a dead node costs
+//! one back-off delay, not the relay's link. Calls (media) go on while the
+//! relay has no link; nothing in the workers depends on it.
 
 mod backoff;
 pub mod load;
@@ -38,30 +43,36 @@ impl Default for ControlOptions {
     }
 }
 
-/// Keeps the relay registered with signaling at `url` until `stop` turns true.
+/// Keeps the relay registered with signaling at one of `urls` until `stop`
+/// turns true: the first URL first, then each reconnect attempt the next
+/// one (round-robin). Does nothing if `urls` is empty.
 pub async fn run(
     node: Arc<Node>,
-    url: String,
+    urls: Vec<String>,
     options: ControlOptions,
     mut stop: watch::Receiver<bool>,
 ) {
+    if urls.is_empty() {
+        return;
+    }
     // Subscribed once, before the first connection, so events raised while
     // disconnected are kept (up to the channel's capacity) for the next session.
     let mut events = node.subscribe();
     let mut backoff = options.backoff.clone();
-    loop {
+    for url in urls.iter().cycle() {
         let outcome = tokio::select! {
-            outcome = session::run(&node, &url, &options, &mut events, &mut backoff) => outcome,
+            outcome = session::run(&node, url, &options, &mut events, &mut backoff) => outcome,
             _ = stop.wait_for(|s| *s) => return,
         };
         node.set_registered(false);
         match outcome {
-            Ok(()) => tracing::warn!("signaling closed the control connection"),
-            Err(e) => tracing::warn!(error = %e, "control connection failed"),
+            Ok(()) => tracing::warn!(%url, "signaling closed the control connection"),
+            Err(e) => tracing::warn!(%url, error = %e, "control connection failed"),
         }
         let delay = backoff.next_delay();
         tracing::info!(
             delay_ms = delay.as_millis() as u64,
+            urls = urls.len(),
             "reconnecting to signaling"
         );
         tokio::select! {

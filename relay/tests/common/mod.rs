@@ -28,7 +28,12 @@ pub struct Conn {
 
 impl FakeSignaling {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// A fake signaling server on `addr` (e.g. a port a test freed before).
+    pub async fn start_on(addr: &str) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let url = format!("ws://{}/control", listener.local_addr().unwrap());
         let (tx, conns) = mpsc::unbounded_channel();
         tokio::spawn(async move {
