@@ -45,20 +45,19 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     signaling::logging::init(config.log_format, &config.log)?;
-    if let Some(url) = &config.redis_url {
-        // Issue 7: refuse to start without the Redis that was asked for.
-        let redis = signaling::store::RedisHandle::new(url.expose())?;
-        if let Err(e) = redis.check().await {
+    // Issue 7: with --redis-url, refuse to start without the Redis asked for.
+    let backends = match signaling::store::backends::Backends::from_config(&config).await {
+        Ok(b) => b,
+        Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
-        tracing::warn!("--redis-url: Redis answers, but state is not shared through it yet");
-    }
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let (services, demo) = Services::from_config(&config)?;
+    let (services, demo) = Services::from_config_with(&config, backends)?;
     let tls = services.tls.clone();
 
     let (first_tx, first_rx) = oneshot::channel::<()>();

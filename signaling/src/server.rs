@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::directory::{DemoCredentials, Directory};
 use crate::lobby::{Lobby, LobbySettings};
 use crate::relays::{self, RelayPool};
+use crate::store::backends::Backends;
 use crate::ws::{self, LobbyHandle, Shared, WsSettings};
 
 /// Longest wait for open connections to finish after shutdown starts.
@@ -58,12 +59,26 @@ pub struct Services {
     pub metrics: crate::metrics::MetricsArgs,
     /// Header-read and TLS-handshake time limits of the listener.
     pub listen: crate::listen::ListenLimits,
+    /// Where shared state lives: memory by default, Redis with `--redis-url`.
+    pub backends: Backends,
 }
 
 impl Services {
     /// Builds the services a [`Config`] describes. With `--dev`, also returns
     /// the demo credentials (to print once).
+    ///
+    /// The backends come from [`Backends::open`] (not checked: call
+    /// [`Backends::from_config`] and [`Services::from_config_with`] for that).
     pub fn from_config(config: &Config) -> Result<(Self, Option<DemoCredentials>), Error> {
+        config.validate()?;
+        Self::from_config_with(config, Backends::open(config)?)
+    }
+
+    /// [`Services::from_config`] on backends made beforehand.
+    pub fn from_config_with(
+        config: &Config,
+        backends: Backends,
+    ) -> Result<(Self, Option<DemoCredentials>), Error> {
         config.validate()?;
         let (directory, demo) = if let Some(path) = &config.config {
             (Directory::load(path)?, None)
@@ -75,14 +90,25 @@ impl Services {
             Some(path) => Audit::to_file(path)?,
             None => Audit::stderr(),
         };
-        let mut services = Self::new(Arc::new(directory), audit, config);
+        let mut services = Self::with_backends(Arc::new(directory), audit, config, backends);
         services.tls = config.tls.load()?;
         Ok((services, demo))
     }
 
     /// Services over an existing directory and audit trail, with the
-    /// config's session lifetimes and limits.
+    /// config's session lifetimes and limits, state in memory.
     pub fn new(directory: Arc<Directory>, audit: Audit, config: &Config) -> Self {
+        let backends = Backends::memory_with(&config.auth_settings());
+        Self::with_backends(directory, audit, config, backends)
+    }
+
+    /// [`Services::new`] on `backends` (e.g. two nodes sharing one Redis).
+    pub fn with_backends(
+        directory: Arc<Directory>,
+        audit: Audit,
+        config: &Config,
+        backends: Backends,
+    ) -> Self {
         let auth = Arc::new(Auth::new(
             directory.clone(),
             audit.clone(),
@@ -99,6 +125,7 @@ impl Services {
             tls: None,
             metrics: config.metrics.clone(),
             listen: config.timeouts.limits(),
+            backends,
         }
     }
 }
@@ -109,7 +136,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let (services, _) = Services::from_config(&config)?;
+    let backends = Backends::from_config(&config).await?;
+    let (services, _) = Services::from_config_with(&config, backends)?;
     serve(listener, services, shutdown).await
 }
 

@@ -152,7 +152,7 @@ impl std::fmt::Debug for Auth {
 
 /// Most concurrent sessions per account; the least recently used one is
 /// dropped when a new login would exceed it.
-const SESSIONS_PER_CLINICIAN: usize = 16;
+pub(crate) const SESSIONS_PER_CLINICIAN: usize = 16;
 
 impl Auth {
     /// Creates the service with the default [`ThrottlePolicy`].

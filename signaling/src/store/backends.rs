@@ -1,7 +1,8 @@
 //! [`Backends`]: the shared-state implementations one signaling node uses,
 //! chosen from the configuration: memory by default, Redis with
-//! `--redis-url`. The seam through which the server will switch its state
-//! to Redis; not used by the server yet (see docs/ARCHITECTURE.md).
+//! `--redis-url`. The server runs on them ([`crate::server::Services`]
+//! holds one set; [`crate::auth::Auth`] keeps its sessions in
+//! [`Backends::sessions`]).
 
 use std::sync::Arc;
 
@@ -10,7 +11,10 @@ use super::bus::{EventBus, MemoryBus, RedisBus};
 use super::lease::{LeaseStore, MemoryLeases, RedisLeases};
 use super::registry::RedisRegistry;
 use super::seats::{MemorySeats, RedisSeats, SeatStore};
+use super::sessions::{RedisSessions, SessionBackend};
 use crate::Error;
+use crate::auth::sessions::SessionStore;
+use crate::auth::{AuthSettings, SESSIONS_PER_CLINICIAN};
 use crate::config::Config;
 use crate::relays::registry::{MemoryRegistry, NodeRegistry};
 
@@ -25,41 +29,76 @@ pub struct Backends {
     pub leases: Arc<dyn LeaseStore>,
     /// Events to and from the other nodes.
     pub bus: Arc<dyn EventBus>,
+    /// Clinician sessions (with the idle/absolute lifetimes they were made with).
+    pub sessions: Arc<dyn SessionBackend>,
     /// The Redis in use, if any.
     pub redis: Option<RedisHandle>,
 }
 
 impl Backends {
-    /// Everything in this process's memory (one node; nothing else needed).
+    /// Everything in this process's memory (one node; nothing else needed),
+    /// sessions with the default lifetimes.
     pub fn memory() -> Self {
+        Self::memory_with(&AuthSettings::default())
+    }
+
+    /// [`Backends::memory`] with sessions of these lifetimes.
+    pub fn memory_with(auth: &AuthSettings) -> Self {
         Self {
             registry: Arc::new(MemoryRegistry::new()),
             seats: Arc::new(MemorySeats::new()),
             leases: Arc::new(MemoryLeases::new()),
             bus: Arc::new(MemoryBus::new()),
+            sessions: Arc::new(SessionStore::new(
+                auth.idle,
+                auth.max_age,
+                SESSIONS_PER_CLINICIAN,
+            )),
             redis: None,
         }
     }
 
-    /// Everything in `handle`'s Redis (connections are made on first use).
+    /// Everything in `handle`'s Redis (connections are made on first use),
+    /// sessions with the default lifetimes.
     pub fn redis(handle: RedisHandle) -> Self {
+        Self::redis_with(handle, &AuthSettings::default())
+    }
+
+    /// [`Backends::redis`] with sessions of these lifetimes.
+    pub fn redis_with(handle: RedisHandle, auth: &AuthSettings) -> Self {
         Self {
             registry: Arc::new(RedisRegistry::new(handle.clone())),
             seats: Arc::new(RedisSeats::new(handle.clone())),
             leases: Arc::new(RedisLeases::new(handle.clone())),
             bus: Arc::new(RedisBus::new(handle.clone())),
+            sessions: Arc::new(RedisSessions::new(
+                handle.clone(),
+                auth.idle,
+                auth.max_age,
+                SESSIONS_PER_CLINICIAN,
+            )),
             redis: Some(handle),
         }
+    }
+
+    /// The backends `config` asks for, without connecting (an unusable
+    /// `--redis-url` is still an error). [`Backends::from_config`] also
+    /// checks that Redis answers.
+    pub fn open(config: &Config) -> Result<Self, Error> {
+        let auth = config.auth_settings();
+        let Some(url) = &config.redis_url else {
+            return Ok(Self::memory_with(&auth));
+        };
+        Ok(Self::redis_with(RedisHandle::new(url.expose())?, &auth))
     }
 
     /// The backends `config` asks for. With `--redis-url`, Redis must
     /// answer now: an unreachable Redis is an error naming the flag.
     pub async fn from_config(config: &Config) -> Result<Self, Error> {
-        let Some(url) = &config.redis_url else {
-            return Ok(Self::memory());
-        };
-        let handle = RedisHandle::new(url.expose())?;
-        handle.check().await?;
-        Ok(Self::redis(handle))
+        let backends = Self::open(config)?;
+        if let Some(handle) = &backends.redis {
+            handle.check().await?;
+        }
+        Ok(backends)
     }
 }
