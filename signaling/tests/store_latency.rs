@@ -47,6 +47,9 @@ fn seat_cycle(s: &dyn SeatStore) -> Vec<Duration> {
                 token_hash: [(i % 251) as u8; 32],
                 state: SeatState::Waiting,
                 joined_unix_ms: 0,
+                call: None,
+                relay: None,
+                invited_to: None,
             };
             let t = Instant::now();
             s.insert(&seat, &details, Duration::from_secs(3600))

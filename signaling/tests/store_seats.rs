@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use protocol::client::IntakeAnswers;
-use protocol::{ClinicianId, ParticipantId, RoomId, Sensitive, TenantId};
+use protocol::{ClinicianId, NodeId, ParticipantId, RoomId, Sensitive, TenantId};
 use signaling::store::RedisHandle;
 use signaling::store::redis_server::RedisServer;
 use signaling::store::seats::{
@@ -33,6 +33,9 @@ fn seat(id: &str, tenant: &str, room: &str, token: u8) -> SeatRecord {
         token_hash: [token; 32],
         state: SeatState::Waiting,
         joined_unix_ms: 1_700_000_000_000 + u64::from(token),
+        call: None,
+        relay: None,
+        invited_to: None,
     }
 }
 
@@ -134,6 +137,27 @@ fn contract(s: &dyn SeatStore) {
     assert_eq!(s.queue(&acme, &other).unwrap(), Vec::<ParticipantId>::new());
     assert_eq!(s.queue(&acme, &room).unwrap(), ids(&["a", "c"]));
     assert_eq!(s.by_token(&[3; 32]).unwrap(), None, "the old token is gone");
+
+    // An admitted seat keeps its call, relay and invitation; it is not
+    // queued. Back in the queue it has left its call (not the invitation).
+    let mut ivy = seat("i", "acme", "gp", 5);
+    ivy.state = SeatState::Admitted {
+        clinician: doc,
+        clinician_name: "Dr Who".into(),
+    };
+    ivy.call = Some(r("c-call1"));
+    ivy.relay = Some(NodeId::new("relay-1").unwrap());
+    ivy.invited_to = Some(r("c-call1"));
+    s.insert(&ivy, &details("Ivy", "-"), TTL).unwrap();
+    assert_eq!(s.get(&p("i")).unwrap(), Some(ivy.clone()));
+    assert_eq!(s.queue(&acme, &room).unwrap(), ids(&["a", "c"]));
+    assert!(s.requeue(&p("i"), None, QueueEnd::Front).unwrap());
+    let back = s.get(&p("i")).unwrap().unwrap();
+    assert_eq!(
+        (back.state, back.call, back.relay, back.invited_to),
+        (SeatState::Waiting, None, None, Some(r("c-call1")))
+    );
+    assert_eq!(s.queue(&acme, &room).unwrap(), ids(&["i", "a", "c"]));
 }
 
 #[test]

@@ -46,6 +46,43 @@ impl Calls {
         Some(id)
     }
 
+    /// Rebuilds `call` after another node's lobby died (issue 7): the
+    /// restored seats' members, without connections (they get `call_ready`
+    /// when they resume), on the relay the pool knows for it or else
+    /// `node`. False (nothing done) without relays or if it exists.
+    pub fn restore(
+        &mut self,
+        call: &RoomId,
+        tenant: TenantId,
+        kind: CallKind,
+        node: Option<NodeId>,
+        joiners: Vec<Joiner>,
+    ) -> bool {
+        let Some(relays) = &self.relays else {
+            return false;
+        };
+        if self.by_id.contains_key(call) {
+            return false;
+        }
+        let node = relays.placement_of(call).or(node);
+        if let CallKind::Meeting { room } = &kind {
+            self.meetings.insert(room.clone(), call.clone());
+        }
+        let restored = Call {
+            tenant,
+            kind,
+            node,
+            region: None,
+            members: BTreeMap::new(),
+            invitees: BTreeSet::new(),
+        };
+        self.by_id.insert(call.clone(), restored);
+        for j in joiners {
+            self.add_member(call, j);
+        }
+        true
+    }
+
     /// The standing call of a meeting room, started (empty) if needed.
     pub fn meeting_call(
         &mut self,

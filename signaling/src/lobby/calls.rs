@@ -30,8 +30,15 @@ impl Lobby {
         if self.conn_test_relay_event(&event) {
             return;
         }
+        let moved = match &event {
+            RelayEvent::CallMoved { call, .. } => Some(call.clone()),
+            _ => None,
+        };
         self.calls.handle_relay_event(event);
         self.pull_calls();
+        if let Some(call) = moved {
+            self.log_call_moved(&call);
+        }
     }
 
     /// A WHIP/WHEP participant joined (`present`) or left `call`: roster only.
@@ -61,6 +68,11 @@ impl Lobby {
     pub fn handle_relay_events_lost(&mut self) {
         self.calls.resync();
         self.pull_calls();
+        let calls: std::collections::BTreeSet<RoomId> =
+            self.seats.values().filter_map(|s| s.call.clone()).collect();
+        for call in calls {
+            self.log_call_moved(&call);
+        }
     }
 
     /// The region a connection gave in `hello`.

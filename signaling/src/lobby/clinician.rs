@@ -165,6 +165,7 @@ impl Lobby {
             self.send(c, msg);
         }
         self.seat_into_call(p, clinician, name, clinician_conn);
+        self.log_put(p);
         self.announce_update(p, now);
         if was_waiting {
             self.room_changed(&room);
@@ -284,6 +285,7 @@ impl Lobby {
             self.room_changed(&old);
         }
         self.room_queue(info).waiting.push_back(p.clone());
+        self.log_put(p);
         if let Some(c) = conn {
             self.send(
                 c,
@@ -331,6 +333,9 @@ impl Lobby {
             q.remove(p);
             q.waiting.push_front(p.clone());
         }
+        self.log(super::persist::SeatChange::ReturnToQueue {
+            participant: p.clone(),
+        });
         self.room_changed(&room);
         self.announce_update(p, now);
         tracing::info!(clinician = %staff.clinician, room = %room, participant = %p, "returned to queue");

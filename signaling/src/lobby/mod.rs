@@ -25,6 +25,7 @@ mod clinician;
 pub mod conntest;
 mod events;
 mod patient;
+pub mod persist;
 mod room;
 pub(crate) mod seat;
 mod subscribe;
@@ -169,6 +170,8 @@ pub struct Lobby {
     /// Per organisation, the rooms its subscribers' last snapshot showed.
     known_rooms: HashMap<TenantId, BTreeSet<RoomId>>,
     out: VecDeque<Output>,
+    /// Seat changes for the store, while write-through is on (`persist`).
+    seat_log: Option<persist::SeatLog>,
 }
 
 impl std::fmt::Debug for Lobby {
@@ -197,6 +200,7 @@ impl Lobby {
             conn_tests: conntest::ConnTests::default(),
             known_rooms: HashMap::new(),
             out: VecDeque::new(),
+            seat_log: None,
         }
     }
 

@@ -8,6 +8,7 @@ use protocol::client::IntakeAnswers;
 use protocol::client::{ClientToSignaling, ErrorCode, LeftReason, SignalingToClient};
 use protocol::{ParticipantId, RoomId, Sensitive};
 
+use super::persist::SeatChange;
 use super::seat::{Seat, SeatState, check_intake, check_name, hash_token, new_token};
 use super::{Conn, ConnId, Lobby, Output, Reject, reject};
 use crate::directory::RoomInfo;
@@ -142,6 +143,7 @@ impl Lobby {
         };
         self.seats.insert(participant.clone(), seat);
         self.tokens.insert(token_hash, participant.clone());
+        self.log_put(&participant);
         self.set_conn_seat(conn, Some(participant.clone()));
         tracing::info!(tenant = %info.tenant, room = %info.id, participant = %participant, "patient joined");
 
@@ -179,6 +181,12 @@ impl Lobby {
         };
         let old = seat.conn.replace(conn);
         seat.grace_until = None;
+        self.log(SeatChange::Refresh {
+            participant: p.clone(),
+        });
+        let Some(seat) = self.seats.get_mut(&p) else {
+            return Ok(());
+        };
         seat.last_status = None;
         let room = seat.room.clone();
         let call = seat.call.clone();
@@ -262,6 +270,9 @@ impl Lobby {
             return;
         };
         self.tokens.remove(&seat.token_hash);
+        self.log(SeatChange::Remove {
+            participant: p.clone(),
+        });
         if let Some(c) = seat.conn {
             self.set_conn_seat(c, None);
         }

@@ -7,6 +7,7 @@ mod conntest;
 mod flows;
 mod invites;
 mod isolation;
+mod persist;
 
 use std::collections::HashMap;
 use std::sync::Arc;

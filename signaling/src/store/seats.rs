@@ -7,11 +7,11 @@
 //! details sit in their own key with a TTL (a seat of a crashed deployment
 //! cannot keep patient data forever) and are deleted with the seat.
 //!
-//! Not wired into the lobby yet: [`crate::lobby::Lobby`] keeps its seats in
-//! its own maps. The seam planned (docs/operations.md, "Scaling out") is that
-//! the node owning a tenant's lobby writes each seat change through this
-//! trait, so another node can take the lobby over with seats, order and
-//! resume tokens intact.
+//! The lobby keeps its seats in its own maps and serves from them; with a
+//! store (`LobbyHandle::spawn_with_store`) the lobby task writes every seat
+//! change through this trait in order ([`crate::lobby::persist`]), so that
+//! the node taking the lobby over rebuilds it with seats, order, resume
+//! tokens, details and admitted state intact.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use protocol::client::IntakeAnswers;
-use protocol::{ClinicianId, ParticipantId, RoomId, Sensitive, TenantId};
+use protocol::{ClinicianId, NodeId, ParticipantId, RoomId, Sensitive, TenantId};
 
 pub use super::seats_redis::RedisSeats;
 use crate::Error;
@@ -57,6 +57,12 @@ pub struct SeatRecord {
     /// When the patient joined (Unix milliseconds; the wait shown to
     /// clinicians is counted from it on every node).
     pub joined_unix_ms: u64,
+    /// Admitted: the call (relay room) the seat is in, if any.
+    pub call: Option<RoomId>,
+    /// The relay carrying `call` when the seat was last written.
+    pub relay: Option<NodeId>,
+    /// An invitee's seat: the call it was invited to.
+    pub invited_to: Option<RoomId>,
 }
 
 /// What the patient told us: kept in memory only, with the seat.
@@ -113,8 +119,9 @@ pub trait SeatStore: Send + Sync + fmt::Debug {
     ) -> Result<bool, Error>;
 
     /// Puts a seat (waiting or admitted) back into a queue as `Waiting`:
-    /// its own room's, or `room` of the same tenant (a transfer).
-    /// False if there is no such seat.
+    /// its own room's, or `room` of the same tenant (a transfer). The seat
+    /// leaves its call (`call` and `relay` cleared). False if there is no
+    /// such seat.
     fn requeue(
         &self,
         participant: &ParticipantId,
@@ -287,6 +294,8 @@ impl SeatStore for MemorySeats {
         if let Some((s, _)) = inner.seats.get_mut(participant) {
             s.room = room;
             s.state = SeatState::Waiting;
+            s.call = None;
+            s.relay = None;
         }
         Ok(true)
     }

@@ -4,7 +4,7 @@
 //!
 //! | key | type | TTL | holds |
 //! |---|---|---|---|
-//! | `P:seat:<p>` | hash | seat TTL | tenant, room, token hash (hex), state, clinician, cname, joined (Unix ms) |
+//! | `P:seat:<p>` | hash | seat TTL | tenant, room, token hash (hex), state, clinician, cname, joined (Unix ms), call, relay, invited (empty: none) |
 //! | `P:details:<p>` | string | seat TTL | JSON `[display name, intake answers]` |
 //! | `P:token:<hash hex>` | string | seat TTL | the participant |
 //! | `P:queue:<t>:<r>` | sorted set | none | waiting participants, score = order |
@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use protocol::client::IntakeAnswers;
-use protocol::{ClinicianId, ParticipantId, RoomId, Sensitive, TenantId};
+use protocol::{ClinicianId, NodeId, ParticipantId, RoomId, Sensitive, TenantId};
 use redis::Script;
 
 use super::seats::{PatientDetails, QueueEnd, SeatRecord, SeatState, SeatStore, TokenHash};
@@ -56,7 +56,8 @@ if old[1] then
 end
 redis.call('DEL', seat)
 redis.call('HSET', seat, 'tenant', ARGV[3], 'room', ARGV[4], 'token', ARGV[5], 'state', ARGV[6],
-  'clinician', ARGV[7], 'cname', ARGV[8], 'joined', ARGV[9])
+  'clinician', ARGV[7], 'cname', ARGV[8], 'joined', ARGV[9], 'call', ARGV[12], 'relay', ARGV[13],
+  'invited', ARGV[14])
 redis.call('PEXPIRE', seat, ARGV[11])
 redis.call('SET', P .. ':token:' .. ARGV[5], p, 'PX', ARGV[11])
 redis.call('SET', P .. ':details:' .. p, ARGV[10], 'PX', ARGV[11])
@@ -90,7 +91,8 @@ redis.call('ZREM', P .. ':queue:' .. s[1] .. ':' .. s[2], p)
 local room = s[2]
 if ARGV[3] ~= '' then room = ARGV[3] end
 enqueue(P, s[1], room, p, ARGV[4] == 'front')
-redis.call('HSET', seat, 'room', room, 'state', 'waiting', 'clinician', '', 'cname', '')
+redis.call('HSET', seat, 'room', room, 'state', 'waiting', 'clinician', '', 'cname', '',
+  'call', '', 'relay', '')
 return 1
 "
     ))
@@ -127,7 +129,8 @@ static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{ENQUEUE}{}",
         r"
-local s = redis.call('HMGET', seat, 'tenant', 'room', 'token', 'state', 'clinician', 'cname', 'joined')
+local s = redis.call('HMGET', seat, 'tenant', 'room', 'token', 'state', 'clinician', 'cname', 'joined',
+  'call', 'relay', 'invited')
 redis.call('DEL', P .. ':details:' .. p)
 if not s[1] then return {} end
 redis.call('DEL', seat, P .. ':token:' .. s[3])
@@ -152,7 +155,7 @@ return out
 });
 
 /// The fields of a seat hash, in this order.
-const FIELDS: [&str; 7] = [
+const FIELDS: [&str; 10] = [
     "tenant",
     "room",
     "token",
@@ -160,6 +163,9 @@ const FIELDS: [&str; 7] = [
     "clinician",
     "cname",
     "joined",
+    "call",
+    "relay",
+    "invited",
 ];
 
 /// Seats in Redis. See the module documentation.
@@ -220,6 +226,8 @@ fn ms(d: Duration) -> String {
 /// A seat from its fields (in [`FIELDS`] order); `None` if absent or malformed.
 fn record(p: &ParticipantId, f: &[Option<String>]) -> Option<SeatRecord> {
     let get = |i: usize| f.get(i).and_then(Option::as_deref);
+    // Optional ids: absent (a seat written before they existed) or empty.
+    let opt = |i: usize| get(i).filter(|v| !v.is_empty());
     let state = match get(3)? {
         "waiting" => SeatState::Waiting,
         "admitted" => SeatState::Admitted {
@@ -235,6 +243,9 @@ fn record(p: &ParticipantId, f: &[Option<String>]) -> Option<SeatRecord> {
         token_hash: unhex(get(2)?)?,
         state,
         joined_unix_ms: get(6)?.parse().ok()?,
+        call: opt(7).and_then(|v| RoomId::new(v).ok()),
+        relay: opt(8).and_then(|v| NodeId::new(v).ok()),
+        invited_to: opt(9).and_then(|v| RoomId::new(v).ok()),
     })
 }
 
@@ -266,6 +277,9 @@ impl SeatStore for RedisSeats {
             &joined,
             &json,
             &ms(ttl),
+            seat.call.as_ref().map_or("", RoomId::as_str),
+            seat.relay.as_ref().map_or("", NodeId::as_str),
+            seat.invited_to.as_ref().map_or("", RoomId::as_str),
         ];
         self.script::<i64>("adding a seat", &INSERT, &seat.participant, &args)
             .map(|_| ())

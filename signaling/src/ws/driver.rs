@@ -7,19 +7,112 @@
 //! With calls, it also runs the lobby's SDP offers against the relays (each
 //! in its own task, so a slow relay blocks nobody; the answer comes back
 //! as an input) and feeds it the relay pool's events.
+//!
+//! With a seat store ([`LobbyHandle::spawn_with_store`], issue 7) it drains
+//! the lobby's seat changes after every step and hands them to one writer
+//! task, which applies them in order on tokio's blocking pool (a Redis call
+//! blocks); the lobby never waits for the store. When the lobby task is
+//! dropped (aborted: its node lost the lobby lease) the writer stops before
+//! its next write, so a node that is no longer the owner stops writing.
 
 use protocol::client::{ClientToSignaling, RosterRole, SignalingToClient};
 use protocol::{ParticipantId, Region, RoomId, Sensitive};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::audit::Audit;
 use crate::calls::{CallRelays, CallSummary, OfferDone, OfferJob};
 use crate::clock::Clock;
+use crate::lobby::persist::{self, SeatChange};
 use crate::lobby::{ConnId, Lobby, LobbyStats, Output, Peer};
 use crate::relays::RelayEvent;
+use crate::store::WallClock;
+use crate::store::seats::SeatStore;
+
+use super::LobbyHandle;
+
+impl LobbyHandle {
+    /// [`LobbyHandle::spawn`] with write-through: every seat change of
+    /// `lobby` is written to `seats`, in order, off the lobby's path (see
+    /// the module documentation). For the node that holds the lobby lease;
+    /// a lobby taken over is first rebuilt with
+    /// [`persist::load`] and [`Lobby::restore`].
+    pub fn spawn_with_store(
+        lobby: Lobby,
+        audit: Audit,
+        clock: Clock,
+        seats: Arc<dyn SeatStore>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let task = tokio::spawn(run_with(lobby, rx, audit, clock, Some(seats)));
+        (Self { tx }, task)
+    }
+}
+
+/// The writer of seat changes: batches go to one task, in order.
+struct SeatWriter {
+    tx: mpsc::UnboundedSender<Vec<SeatChange>>,
+    task: tokio::task::JoinHandle<()>,
+    /// Set when the lobby task ends or is dropped: no write after that.
+    stopped: Arc<AtomicBool>,
+}
+
+impl SeatWriter {
+    fn spawn(store: Arc<dyn SeatStore>, ttl: Duration) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<SeatChange>>();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stopped);
+        let task = tokio::spawn(async move {
+            while let Some(mut batch) = rx.recv().await {
+                while let Ok(more) = rx.try_recv() {
+                    batch.extend(more);
+                }
+                let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
+                let wrote = tokio::task::spawn_blocking(move || {
+                    for change in &batch {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let _ = persist::apply(store.as_ref(), change, ttl);
+                    }
+                })
+                .await;
+                if wrote.is_err() {
+                    tracing::error!("the seat writer panicked; seat changes are no longer written");
+                    return;
+                }
+            }
+        });
+        Self { tx, task, stopped }
+    }
+
+    fn send(&self, changes: Vec<SeatChange>) {
+        if !changes.is_empty() && self.tx.send(changes).is_err() {
+            tracing::warn!("the seat writer has stopped; seat changes are not written");
+        }
+    }
+
+    /// Waits for every change sent so far to be written.
+    async fn finish(self) {
+        let Self { tx, task, stopped } = self;
+        drop(tx);
+        let _ = task.await;
+        stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Stops the writer when the lobby task's future is dropped (aborted).
+struct StopOnDrop(Arc<AtomicBool>);
 
 /// Outbound queue length per connection; a client that lets it fill up is
 /// too slow and is disconnected instead of slowing everyone down.
@@ -98,7 +191,24 @@ async fn next_event(
 }
 
 /// Runs the lobby until every command sender is dropped.
-pub async fn run(mut lobby: Lobby, mut rx: mpsc::Receiver<Command>, audit: Audit, clock: Clock) {
+pub async fn run(lobby: Lobby, rx: mpsc::Receiver<Command>, audit: Audit, clock: Clock) {
+    run_with(lobby, rx, audit, clock, None).await;
+}
+
+/// [`run`], writing seat changes through to `seats` if given; when the
+/// last command sender is dropped, waits until they are all written.
+pub async fn run_with(
+    mut lobby: Lobby,
+    mut rx: mpsc::Receiver<Command>,
+    audit: Audit,
+    clock: Clock,
+    seats: Option<Arc<dyn SeatStore>>,
+) {
+    let writer = seats.map(|store| {
+        lobby.record_seat_changes(WallClock::pinned(clock.now(), SystemTime::now()));
+        SeatWriter::spawn(store, persist::seat_ttl(lobby.settings()))
+    });
+    let _stop = writer.as_ref().map(|w| StopOnDrop(Arc::clone(&w.stopped)));
     let mut routes: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
     let relays = lobby.call_relays();
     let mut events = relays.as_ref().map(|r| r.subscribe());
@@ -139,6 +249,12 @@ pub async fn run(mut lobby: Lobby, mut rx: mpsc::Receiver<Command>, audit: Audit
             },
         }
         drain(&mut lobby, &mut routes, &audit, &offers);
+        if let Some(w) = &writer {
+            w.send(lobby.take_seat_changes());
+        }
+    }
+    if let Some(w) = writer {
+        w.finish().await;
     }
     tracing::debug!("lobby task stopped");
 }

@@ -1,0 +1,435 @@
+//! The lobby's seats in a [`SeatStore`] (issue 7, docs/operations.md
+//! "Scaling out"): write-through of every seat change, and the rebuild of a
+//! lobby from the store when another node takes it over.
+//!
+//! **Write-through.** The lobby stays sans-IO: once the driver calls
+//! [`Lobby::record_seat_changes`], every step that changes a seat appends a
+//! [`SeatChange`] (join, admission, transfer, return to the queue, the call
+//! it is in moving, resume, release), and the driver drains them with
+//! [`Lobby::take_seat_changes`] and [`apply`]s them in order off the lobby's
+//! hot path. A change carries the whole seat where that is simplest
+//! ([`SeatChange::Put`]); the queue order in the store equals the lobby's
+//! because a `Put` of a waiting seat is only made when the lobby also put
+//! it at the back of its room's queue, and the one move to the front has
+//! its own change. Patient details are written with the seat and expire
+//! after [`seat_ttl`] unless written or refreshed again.
+//!
+//! **Restore.** [`load`] reads every seat of every organisation of the
+//! directory with its details, waiting seats in queue order;
+//! [`Lobby::restore`] puts them back: same participant ids, rooms, order,
+//! token hashes (resume tokens keep working), names and intake answers,
+//! admitted state, and consultation calls (on the relay last written, for
+//! the relay to re-announce). Every restored seat starts its grace period.
+//!
+//! Store errors are counted ([`store_errors`]) and logged with the
+//! participant id and the error kind only; the lobby keeps serving from
+//! memory.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use protocol::client::RosterRole;
+use protocol::{NodeId, ParticipantId, RoomId, TenantId};
+
+use super::seat::{Seat, SeatState};
+use super::{Lobby, LobbySettings};
+use crate::Error;
+use crate::calls::{CallKind, Joiner};
+use crate::directory::{Directory, RoomKind};
+use crate::store::WallClock;
+use crate::store::seats::{self as store, PatientDetails, QueueEnd, SeatRecord, SeatStore};
+
+/// The longest consultation a seat's details outlive in the store without
+/// a change (plus the resume grace): see [`seat_ttl`].
+pub const MAX_CONSULTATION: Duration = Duration::from_secs(12 * 3600);
+
+/// How long a seat and the patient's details live in the store after their
+/// last change: the resume grace plus [`MAX_CONSULTATION`]. A deployment
+/// that died entirely loses its patients' details by itself.
+pub fn seat_ttl(settings: &LobbySettings) -> Duration {
+    settings.grace + MAX_CONSULTATION
+}
+
+/// One change to a seat, to write through in the order the lobby made it.
+#[derive(Debug, Clone)]
+pub enum SeatChange {
+    /// Writes the whole seat (new, admitted, transferred, its call moved).
+    /// A waiting seat goes to the back of its room's queue: only made when
+    /// the lobby put it there too (a join, a transfer to a room).
+    Put {
+        /// The seat.
+        seat: SeatRecord,
+        /// The patient's name and intake answers.
+        details: PatientDetails,
+    },
+    /// The seat left its call and is next in its room's queue again.
+    ReturnToQueue {
+        /// The seat.
+        participant: ParticipantId,
+    },
+    /// The patient came back (resume): the seat lives on.
+    Refresh {
+        /// The seat.
+        participant: ParticipantId,
+    },
+    /// The seat and the patient's details are gone (left, denied, ended,
+    /// grace period over).
+    Remove {
+        /// The seat.
+        participant: ParticipantId,
+    },
+}
+
+impl SeatChange {
+    /// The seat changed.
+    pub fn participant(&self) -> &ParticipantId {
+        match self {
+            Self::Put { seat, .. } => &seat.participant,
+            Self::ReturnToQueue { participant }
+            | Self::Refresh { participant }
+            | Self::Remove { participant } => participant,
+        }
+    }
+
+    fn op(&self) -> &'static str {
+        match self {
+            Self::Put { .. } => "put",
+            Self::ReturnToQueue { .. } => "return_to_queue",
+            Self::Refresh { .. } => "refresh",
+            Self::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// A seat read back from the store, for [`Lobby::restore`].
+#[derive(Debug, Clone)]
+pub struct StoredSeat {
+    /// The seat.
+    pub seat: SeatRecord,
+    /// The patient's name and intake answers.
+    pub details: PatientDetails,
+}
+
+static STORE_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// How many seat writes failed in this process (for metrics).
+pub fn store_errors() -> u64 {
+    STORE_ERRORS.load(Ordering::Relaxed)
+}
+
+/// Writes one change to `store`; details live `ttl` from now. A failure is
+/// counted and logged (participant id, operation and error kind only).
+pub fn apply(store: &dyn SeatStore, change: &SeatChange, ttl: Duration) -> Result<(), Error> {
+    let result = match change {
+        SeatChange::Put { seat, details } => store.insert(seat, details, ttl),
+        SeatChange::ReturnToQueue { participant } => store
+            .requeue(participant, None, QueueEnd::Front)
+            .and_then(|_| store.refresh(participant, ttl))
+            .map(|_| ()),
+        SeatChange::Refresh { participant } => store.refresh(participant, ttl).map(|_| ()),
+        SeatChange::Remove { participant } => store.remove(participant).map(|_| ()),
+    };
+    if let Err(e) = &result {
+        STORE_ERRORS.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            participant = %change.participant(),
+            op = change.op(),
+            error = %e,
+            "writing a seat to the shared store failed; the lobby keeps serving from memory"
+        );
+    }
+    result
+}
+
+/// Every seat of every organisation of `directory`, with the patient's
+/// details: per organisation, each room's waiting seats in queue order,
+/// then the other seats (admitted; waiting seats missing from their queue)
+/// by arrival. Seats whose details are gone are left out. Blocking (Redis):
+/// call it off the async runtime's workers (`spawn_blocking`).
+pub fn load(store: &dyn SeatStore, directory: &Directory) -> Result<Vec<StoredSeat>, Error> {
+    load_tenants(store, directory.tenants().into_iter().map(|t| t.id))
+}
+
+/// [`load`] for these organisations.
+pub fn load_tenants(
+    store: &dyn SeatStore,
+    tenants: impl IntoIterator<Item = TenantId>,
+) -> Result<Vec<StoredSeat>, Error> {
+    let mut ordered = Vec::new();
+    let tenants: BTreeSet<TenantId> = tenants.into_iter().collect();
+    for tenant in tenants {
+        let seats = store.seats_of(&tenant)?;
+        let rooms: BTreeSet<RoomId> = seats
+            .iter()
+            .filter(|s| s.state == store::SeatState::Waiting)
+            .map(|s| s.room.clone())
+            .collect();
+        let mut by_id: HashMap<ParticipantId, SeatRecord> = seats
+            .into_iter()
+            .map(|s| (s.participant.clone(), s))
+            .collect();
+        for room in rooms {
+            for p in store.queue(&tenant, &room)? {
+                let queued = by_id
+                    .get(&p)
+                    .is_some_and(|s| s.room == room && s.state == store::SeatState::Waiting);
+                if queued && let Some(seat) = by_id.remove(&p) {
+                    ordered.push(seat);
+                }
+            }
+        }
+        let mut rest: Vec<SeatRecord> = by_id.into_values().collect();
+        rest.sort_by(|a, b| {
+            (a.joined_unix_ms, &a.participant).cmp(&(b.joined_unix_ms, &b.participant))
+        });
+        ordered.extend(rest);
+    }
+    let mut out = Vec::with_capacity(ordered.len());
+    for seat in ordered {
+        match store.details(&seat.participant)? {
+            Some(details) => out.push(StoredSeat { seat, details }),
+            None => {
+                tracing::warn!(participant = %seat.participant, "stored seat without details, not restored")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the lobby records while write-through is on.
+#[derive(Debug)]
+pub(super) struct SeatLog {
+    wall: WallClock,
+    changes: Vec<SeatChange>,
+}
+
+impl Lobby {
+    /// From now on, every seat change is recorded for
+    /// [`Lobby::take_seat_changes`]; `wall` converts the lobby's instants
+    /// to Unix time (the join time in the store). Off by default.
+    pub fn record_seat_changes(&mut self, wall: WallClock) {
+        self.seat_log = Some(SeatLog {
+            wall,
+            changes: Vec::new(),
+        });
+    }
+
+    /// The seat changes made since the last call, oldest first (empty
+    /// unless [`Lobby::record_seat_changes`] was called).
+    pub fn take_seat_changes(&mut self) -> Vec<SeatChange> {
+        self.seat_log
+            .as_mut()
+            .map(|log| std::mem::take(&mut log.changes))
+            .unwrap_or_default()
+    }
+
+    /// Records the whole seat `p` as it is now.
+    pub(super) fn log_put(&mut self, p: &ParticipantId) {
+        let Some(log) = &self.seat_log else {
+            return;
+        };
+        let Some(seat) = self.seats.get(p) else {
+            return;
+        };
+        let relay = seat
+            .call
+            .as_ref()
+            .and_then(|c| self.calls.summary(c))
+            .and_then(|s| s.relay);
+        let record = record_of(seat, relay, &log.wall);
+        let details = PatientDetails {
+            display_name: seat.display_name.clone(),
+            intake: seat.intake.clone(),
+        };
+        self.log(SeatChange::Put {
+            seat: record,
+            details,
+        });
+    }
+
+    /// Records a change that needs only the participant.
+    pub(super) fn log(&mut self, change: SeatChange) {
+        if let Some(log) = &mut self.seat_log {
+            log.changes.push(change);
+        }
+    }
+
+    /// Records the seats in `call` again (its relay changed).
+    pub(super) fn log_call_moved(&mut self, call: &RoomId) {
+        if self.seat_log.is_none() {
+            return;
+        }
+        let mut in_call: Vec<ParticipantId> = self
+            .seats
+            .values()
+            .filter(|s| s.call.as_ref() == Some(call))
+            .map(|s| s.participant.clone())
+            .collect();
+        in_call.sort();
+        for p in in_call {
+            self.log_put(&p);
+        }
+    }
+
+    /// Puts the seats read by [`load`] back, as they were on the node that
+    /// wrote them (see the module documentation). Seats already here, of a
+    /// room no longer in the directory or of another organisation than
+    /// their room's are skipped. Every restored seat starts its grace
+    /// period: its patient has to resume on this node in time.
+    pub fn restore(&mut self, seats: Vec<StoredSeat>, now: Instant) {
+        self.restore_at(seats, now, WallClock::pinned(now, SystemTime::now()));
+    }
+
+    /// [`Lobby::restore`] with `wall` pinning `now`'s Unix time (tests).
+    pub fn restore_at(&mut self, seats: Vec<StoredSeat>, now: Instant, wall: WallClock) {
+        let until = now + self.settings.grace;
+        let mut calls: BTreeMap<RoomId, Vec<(ParticipantId, Option<NodeId>)>> = BTreeMap::new();
+        let mut restored = 0usize;
+        for StoredSeat { seat: r, details } in seats {
+            if self.seats.contains_key(&r.participant) || self.tokens.contains_key(&r.token_hash) {
+                continue;
+            }
+            let Some(info) = self
+                .directory
+                .room(&r.room)
+                .filter(|i| i.tenant == r.tenant)
+            else {
+                tracing::warn!(participant = %r.participant, room = %r.room, "stored seat of an unknown room, not restored");
+                continue;
+            };
+            let nanos = i64::try_from(r.joined_unix_ms)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000);
+            let joined_at = wall.from_unix_nanos(nanos).min(now);
+            let p = r.participant.clone();
+            let state = match r.state {
+                store::SeatState::Waiting => {
+                    self.room_queue(&info).waiting.push_back(p.clone());
+                    SeatState::Waiting
+                }
+                store::SeatState::Admitted {
+                    clinician,
+                    clinician_name,
+                } => {
+                    self.room_queue(&info).consulting.push(p.clone());
+                    if let Some(call) = &r.call {
+                        let entry = calls.entry(call.clone()).or_default();
+                        entry.push((p.clone(), r.relay.clone()));
+                    }
+                    SeatState::Admitted {
+                        clinician,
+                        clinician_name,
+                    }
+                }
+            };
+            let seat = Seat {
+                participant: p.clone(),
+                tenant: r.tenant,
+                room: r.room,
+                display_name: details.display_name,
+                intake: details.intake,
+                token_hash: r.token_hash,
+                joined_at,
+                queued_at: joined_at,
+                state,
+                conn: None,
+                grace_until: Some(until),
+                last_status: None,
+                call: None,
+                invited_to: r.invited_to,
+            };
+            self.tokens.insert(seat.token_hash, p.clone());
+            self.seats.insert(p.clone(), seat);
+            self.grace.push(Reverse((until, p)));
+            restored += 1;
+        }
+        for (call, members) in calls {
+            self.restore_call(&call, members);
+        }
+        self.restore_invitees();
+        tracing::info!(seats = restored, "lobby restored from the seat store");
+    }
+
+    /// Rebuilds one call of restored admitted seats, without connections.
+    fn restore_call(&mut self, call: &RoomId, members: Vec<(ParticipantId, Option<NodeId>)>) {
+        let Some(first) = members.first().and_then(|(p, _)| self.seats.get(p)) else {
+            return;
+        };
+        let (tenant, room) = (first.tenant.clone(), first.room.clone());
+        let meeting = self
+            .directory
+            .room(&room)
+            .is_some_and(|r| r.kind == RoomKind::Meeting);
+        let kind = if meeting {
+            CallKind::Meeting { room }
+        } else {
+            CallKind::Consultation { room }
+        };
+        let node = members.iter().find_map(|(_, n)| n.clone());
+        let joiners = members
+            .iter()
+            .filter_map(|(p, _)| self.seats.get(p))
+            .map(|s| Joiner {
+                participant: s.participant.clone(),
+                conn: None,
+                role: if meeting || s.invited_to.is_some() {
+                    RosterRole::Guest
+                } else {
+                    RosterRole::Patient
+                },
+                display_name: s.display_name.clone(),
+                clinician: None,
+            })
+            .collect();
+        if self.calls.restore(call, tenant, kind, node, joiners) {
+            for (p, _) in &members {
+                if let Some(seat) = self.seats.get_mut(p) {
+                    seat.call = Some(call.clone());
+                }
+            }
+        }
+    }
+
+    /// Waiting invitees of a restored call are its invitees again.
+    fn restore_invitees(&mut self) {
+        let invitees: Vec<(RoomId, ParticipantId)> = self
+            .seats
+            .values()
+            .filter(|s| matches!(s.state, SeatState::Waiting))
+            .filter_map(|s| Some((s.invited_to.clone()?, s.participant.clone())))
+            .collect();
+        for (call, p) in invitees {
+            if self.calls.exists(&call) {
+                self.calls.note_invitee(&call, &p);
+            }
+        }
+    }
+}
+
+/// The store's record of `seat` (no patient data in it).
+fn record_of(seat: &Seat, relay: Option<NodeId>, wall: &WallClock) -> SeatRecord {
+    let state = match &seat.state {
+        SeatState::Waiting => store::SeatState::Waiting,
+        SeatState::Admitted {
+            clinician,
+            clinician_name,
+        } => store::SeatState::Admitted {
+            clinician: clinician.clone(),
+            clinician_name: clinician_name.clone(),
+        },
+    };
+    let joined_unix_ms = u64::try_from(wall.to_unix_nanos(seat.joined_at) / 1_000_000).unwrap_or(0);
+    SeatRecord {
+        participant: seat.participant.clone(),
+        tenant: seat.tenant.clone(),
+        room: seat.room.clone(),
+        token_hash: seat.token_hash,
+        state,
+        joined_unix_ms,
+        call: seat.call.clone(),
+        relay: seat.call.as_ref().and(relay),
+        invited_to: seat.invited_to.clone(),
+    }
+}
