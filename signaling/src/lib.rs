@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod check;
+pub mod cluster;
 pub mod clock;
 pub mod config;
 pub mod csrf;

@@ -9,14 +9,24 @@
 //! receives [`Received::Gap`]: it must re-read the shared stores (seats,
 //! registry) rather than trust the bus alone. Events carry ids only, never names or answers.
 //!
-//! Not wired into the lobby yet (see docs/operations.md, "Scaling out").
+//! Besides the broadcast channel, every node has a channel of its own
+//! (`P:node:<id>`, [`EventBus::send_to`] / [`EventBus::subscribe_node`]):
+//! the node mailbox ([`crate::cluster::mailbox`]) that pipes sockets between
+//! front ends and the lobby owner. Its payloads are opaque
+//! [`Sensitive`] strings (they may carry patient data and tokens): they are
+//! never logged, and pub/sub stores nothing. Delivery is at-most-once, in
+//! order per sender; a broken subscription is made again and yields
+//! [`NodeReceived::Gap`].
 
 use std::fmt;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
-use protocol::{ClinicianId, NodeId, ParticipantId, RoomId, TenantId};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use protocol::{ClinicianId, NodeId, ParticipantId, RoomId, Sensitive, TenantId};
 use redis::aio::PubSub;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
@@ -26,6 +36,9 @@ use crate::Error;
 
 /// Events buffered per subscriber before the slowest loses the oldest.
 const BUFFER: usize = 1024;
+
+/// Payloads buffered per node-channel subscriber (socket frames are bursty).
+const NODE_BUFFER: usize = 8192;
 
 /// First and longest wait between attempts to subscribe again.
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -102,6 +115,38 @@ impl Subscription {
     }
 }
 
+/// What a node's own channel yields.
+#[derive(Clone, PartialEq, Eq)]
+pub enum NodeReceived {
+    /// A payload sent to this node, in order per sender.
+    Message(Sensitive<String>),
+    /// Payloads may have been lost (the subscriber lagged, or the Redis
+    /// connection broke and was made again).
+    Gap,
+}
+
+impl fmt::Debug for NodeReceived {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Message(m) => write!(f, "Message({} bytes)", m.expose().len()),
+            Self::Gap => f.write_str("Gap"),
+        }
+    }
+}
+
+/// Receives what is sent to one node.
+#[derive(Debug)]
+pub struct NodeInbox {
+    rx: mpsc::Receiver<NodeReceived>,
+}
+
+impl NodeInbox {
+    /// The next item; `None` once the bus is gone.
+    pub async fn recv(&mut self) -> Option<NodeReceived> {
+        self.rx.recv().await
+    }
+}
+
 /// Publish/subscribe between signaling nodes.
 pub trait EventBus: Send + Sync + fmt::Debug {
     /// Sends `msg` to every current subscriber (on every node).
@@ -109,18 +154,29 @@ pub trait EventBus: Send + Sync + fmt::Debug {
 
     /// A new subscription; it receives what is published after this returns.
     fn subscribe(&self) -> BoxFuture<'_, Result<Subscription, Error>>;
+
+    /// Sends `payload` to the subscribers of node `to`'s own channel (none
+    /// listening is not an error: the payload is dropped). Payloads from one
+    /// caller arrive in the order of its (awaited) calls.
+    fn send_to(&self, to: &NodeId, payload: Sensitive<String>) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// A subscription to node `node`'s own channel; it receives what is
+    /// sent after this returns.
+    fn subscribe_node(&self, node: &NodeId) -> BoxFuture<'_, Result<NodeInbox, Error>>;
 }
 
 /// The bus inside one process.
 #[derive(Debug)]
 pub struct MemoryBus {
     tx: broadcast::Sender<BusMessage>,
+    nodes: Mutex<HashMap<NodeId, broadcast::Sender<Sensitive<String>>>>,
 }
 
 impl Default for MemoryBus {
     fn default() -> Self {
         Self {
             tx: broadcast::channel(BUFFER).0,
+            nodes: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -129,6 +185,15 @@ impl MemoryBus {
     /// A bus with no subscribers.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn node_channel(&self, node: &NodeId) -> broadcast::Sender<Sensitive<String>> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(node.clone())
+            .or_insert_with(|| broadcast::channel(NODE_BUFFER).0)
+            .clone()
     }
 }
 
@@ -162,6 +227,33 @@ impl EventBus for MemoryBus {
         });
         Box::pin(async { Ok(Subscription { rx }) })
     }
+
+    fn send_to(&self, to: &NodeId, payload: Sensitive<String>) -> BoxFuture<'_, Result<(), Error>> {
+        // No subscriber is fine, as with pub/sub.
+        let _ = self.node_channel(to).send(payload);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn subscribe_node(&self, node: &NodeId) -> BoxFuture<'_, Result<NodeInbox, Error>> {
+        let mut from = self.node_channel(node).subscribe();
+        let (tx, rx) = mpsc::channel(NODE_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                let item = match from.recv().await {
+                    Ok(m) => NodeReceived::Message(m),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "node mailbox: a slow subscriber lost messages");
+                        NodeReceived::Gap
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Box::pin(async { Ok(NodeInbox { rx }) })
+    }
 }
 
 /// The bus over Redis pub/sub (channel `P:events`, JSON messages).
@@ -189,13 +281,7 @@ impl EventBus for RedisBus {
         let json = serde_json::to_string(msg);
         Box::pin(async move {
             let json = json.map_err(|_| Error::Redis("encoding a bus message".into()))?;
-            let manager = self
-                .publisher
-                .get_or_try_init(|| self.handle.client().get_connection_manager())
-                .await
-                .map_err(|e| redis_error("connecting the event bus", &e))?;
-            // The manager reconnects by itself after a broken connection.
-            let mut conn = manager.clone();
+            let mut conn = self.publisher().await?;
             redis::cmd("PUBLISH")
                 .arg(&self.channel)
                 .arg(json)
@@ -215,10 +301,64 @@ impl EventBus for RedisBus {
                 self.channel.clone(),
                 first,
                 tx,
+                decode_event,
+                || Received::Gap,
             ));
             Ok(Subscription { rx })
         })
     }
+
+    fn send_to(&self, to: &NodeId, payload: Sensitive<String>) -> BoxFuture<'_, Result<(), Error>> {
+        let channel = self.handle.key(&format!("node:{to}"));
+        Box::pin(async move {
+            let mut conn = self.publisher().await?;
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload.into_inner())
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| redis_error("sending to a node", &e))?;
+            Ok(())
+        })
+    }
+
+    fn subscribe_node(&self, node: &NodeId) -> BoxFuture<'_, Result<NodeInbox, Error>> {
+        let channel = self.handle.key(&format!("node:{node}"));
+        Box::pin(async move {
+            let first = connect_pubsub(self.handle.client(), &channel).await?;
+            let (tx, rx) = mpsc::channel(NODE_BUFFER);
+            tokio::spawn(pump(
+                self.handle.client().clone(),
+                channel,
+                first,
+                tx,
+                |payload| Some(NodeReceived::Message(Sensitive::new(payload))),
+                || NodeReceived::Gap,
+            ));
+            Ok(NodeInbox { rx })
+        })
+    }
+}
+
+impl RedisBus {
+    /// A connection for `PUBLISH` (the manager reconnects by itself after a
+    /// broken connection; commands on it keep their order).
+    async fn publisher(&self) -> Result<redis::aio::ConnectionManager, Error> {
+        let manager = self
+            .publisher
+            .get_or_try_init(|| self.handle.client().get_connection_manager())
+            .await
+            .map_err(|e| redis_error("connecting the event bus", &e))?;
+        Ok(manager.clone())
+    }
+}
+
+fn decode_event(payload: String) -> Option<Received> {
+    let decoded = serde_json::from_str::<BusMessage>(&payload).ok();
+    if decoded.is_none() {
+        tracing::warn!("event bus: an undecodable message, skipped");
+    }
+    decoded.map(Received::Message)
 }
 
 async fn connect_pubsub(client: &redis::Client, channel: &str) -> Result<PubSub, Error> {
@@ -233,24 +373,37 @@ async fn connect_pubsub(client: &redis::Client, channel: &str) -> Result<PubSub,
     Ok(pubsub)
 }
 
-/// Forwards a Redis subscription's messages to `tx`; when the connection
-/// breaks, subscribes again (back-off with jitter, 100 ms up to 5 s) and
-/// yields [`Received::Gap`]. Ends when the subscriber is dropped.
-async fn pump(client: redis::Client, channel: String, first: PubSub, tx: mpsc::Sender<Received>) {
+/// Forwards a Redis subscription's messages to `tx` (through `decode`,
+/// which may skip one); when the connection breaks, subscribes again
+/// (back-off with jitter, 100 ms up to 5 s) and yields `gap()`. Ends when
+/// the subscriber is dropped.
+async fn pump<T: Send + 'static>(
+    client: redis::Client,
+    channel: String,
+    first: PubSub,
+    tx: mpsc::Sender<T>,
+    decode: fn(String) -> Option<T>,
+    gap: fn() -> T,
+) {
     let mut pubsub = Some(first);
     let mut backoff = RETRY_MIN;
     loop {
         if let Some(ps) = pubsub.take() {
             let mut messages = ps.into_on_message();
-            while let Some(m) = messages.next().await {
+            loop {
+                let m = tokio::select! {
+                    m = messages.next() => m,
+                    // A dropped subscriber ends the subscription at once.
+                    () = tx.closed() => return,
+                };
+                let Some(m) = m else { break };
                 let Ok(payload) = m.get_payload::<String>() else {
                     continue;
                 };
-                let Ok(msg) = serde_json::from_str::<BusMessage>(&payload) else {
-                    tracing::warn!("event bus: an undecodable message, skipped");
+                let Some(item) = decode(payload) else {
                     continue;
                 };
-                if tx.send(Received::Message(msg)).await.is_err() {
+                if tx.send(item).await.is_err() {
                     return;
                 }
             }
@@ -263,7 +416,7 @@ async fn pump(client: redis::Client, channel: String, first: PubSub, tx: mpsc::S
             Ok(ps) => {
                 tracing::info!("event bus: subscribed again");
                 backoff = RETRY_MIN;
-                if tx.send(Received::Gap).await.is_err() {
+                if tx.send(gap()).await.is_err() {
                     return;
                 }
                 pubsub = Some(ps);

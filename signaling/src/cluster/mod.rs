@@ -1,0 +1,16 @@
+//! Several signaling nodes serving one deployment (issue 7): one node at a
+//! time owns the lobby (the lease `lobby`, [`owner`]); every other node is a
+//! ([`mailbox`], Redis pub/sub channel `P:node:<id>`).
+//!
+//! - [`owner`]: the lease loop and [`Ownership`] (who owns the lobby now).
+//! - [`mailbox`]: [`Mailbox`] and [`NodeMessage`], messages between nodes.
+//!
+//! Without `--redis-url` the single node owns the lobby for good and none of
+//! this runs. docs/operations.md ("Scaling out") describes the design.
+
+pub mod mailbox;
+pub mod owner;
+#[cfg(test)]
+
+pub use mailbox::{Mailbox, NodeMessage, PipeKind};
+pub use owner::Ownership;

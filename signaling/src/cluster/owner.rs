@@ -1,0 +1,249 @@
+//! Who runs the lobby: the lease loop on the [`LeaseStore`] lease
+//! [`LOBBY_LEASE`], and [`Ownership`], the watch channel it publishes.
+//!
+//! Every node runs the loop. Each round (every TTL/3) it tries to take or
+//! renew the lease; the node that holds it is the owner and runs the lobby,
+//! every other node learns the holder's id (to pipe its sockets there).
+//! A node stops being the owner when:
+//! - a renewal is refused (someone else holds the lease: ours had lapsed),
+//! - the fencing token changed (we lost it and took it again in between:
+//!   someone may have owned it meanwhile, so our lobby is stale), or
+//! - the store failed for so long that the lease may lapse: the owner gives
+//!   up at 5/6 of the TTL after its last renewal, before another node can
+//!   take it, so two owners never act at once (as far as clocks agree).
+//!
+//! The decision is [`LeaseState::step`], a sans-IO step on a given instant
+//! (tests drive it on virtual time); [`spawn`] runs it on a [`Clock`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::NodeId;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::store::lease::LeaseStore;
+
+/// The lease's name: one lobby owner for the whole cluster (per-tenant
+/// leases, `lobby:<tenant>`, are the next step).
+pub const LOBBY_LEASE: &str = "lobby";
+
+/// This node's view of the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Term {
+    /// This node owns the lobby under this fencing token; a new token is a
+    /// new term (a new lobby, rebuilt from the stores).
+    Owner(u64),
+    /// Another node (or nobody) owns it.
+    FrontEnd,
+}
+
+/// Who owns the lobby now, as the lease loop last saw it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    /// The owner's id (`None`: unknown or nobody, e.g. Redis unreachable).
+    pub rx: watch::Receiver<Option<NodeId>>,
+    /// This node's own term (changes on every take-over and loss).
+    pub term: watch::Receiver<Term>,
+    node: NodeId,
+}
+
+impl Ownership {
+    /// This node's id.
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    /// The current owner, if known.
+    pub fn owner(&self) -> Option<NodeId> {
+        self.rx.borrow().clone()
+    }
+
+    /// Whether this node runs the lobby now.
+    pub fn is_owner(&self) -> bool {
+        matches!(*self.term.borrow(), Term::Owner(_))
+    }
+
+    /// An ownership that never changes: `node` owns the lobby for good (one
+    /// node on memory backends, or tests).
+    pub fn single(node: NodeId) -> Self {
+        let (_, rx) = watch::channel(Some(node.clone()));
+        let (_, term) = watch::channel(Term::Owner(1));
+        Self { rx, term, node }
+    }
+}
+
+/// What a lease round changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing.
+    None,
+    /// This node took the lease (a new term).
+    Took(u64),
+    /// This node lost the lease; why (ids and reasons only).
+    Lost(&'static str),
+}
+
+/// The lease loop's state, without I/O of its own.
+#[derive(Debug)]
+pub struct LeaseState {
+    node: NodeId,
+    ttl: Duration,
+    /// Our token and when it was last renewed.
+    held: Option<(u64, Instant)>,
+    /// The holder last seen, and when the store last answered.
+    owner: Option<NodeId>,
+    last_ok: Option<Instant>,
+}
+
+impl LeaseState {
+    /// A node that holds nothing yet.
+    pub fn new(node: NodeId, ttl: Duration) -> Self {
+        Self {
+            node,
+            ttl,
+            held: None,
+            owner: None,
+            last_ok: None,
+        }
+    }
+
+    /// The owner as last seen.
+    pub fn owner(&self) -> Option<&NodeId> {
+        self.owner.as_ref()
+    }
+
+    /// This node's term.
+    pub fn term(&self) -> Term {
+        self.held.map_or(Term::FrontEnd, |(t, _)| Term::Owner(t))
+    }
+
+    /// One round at `now`: take or renew the lease, learn the holder.
+    /// Returns what changed and when to run the next round.
+    pub fn step(&mut self, leases: &dyn LeaseStore, now: Instant) -> (Change, Instant) {
+        let round = now + self.ttl / 3;
+        match leases.acquire(LOBBY_LEASE, &self.node, self.ttl, now) {
+            Ok(Some(token)) => {
+                self.last_ok = Some(now);
+                self.owner = Some(self.node.clone());
+                let before = self.held.replace((token, now));
+                match before {
+                    Some((t, _)) if t == token => (Change::None, round),
+                    Some(_) => {
+                        // Lost and retaken in between: our lobby is stale.
+                        tracing::warn!(node = %self.node, token, "lobby lease: fencing token changed, starting a new term");
+                        (Change::Took(token), round)
+                    }
+                    None => {
+                        tracing::info!(node = %self.node, token, "lobby lease taken: this node runs the lobby");
+                        (Change::Took(token), round)
+                    }
+                }
+            }
+            Ok(None) => {
+                self.last_ok = Some(now);
+                let change = if self.held.take().is_some() {
+                    tracing::warn!(node = %self.node, "lobby lease lost: renewal refused");
+                    Change::Lost("renewal refused")
+                } else {
+                    Change::None
+                };
+                match leases.holder(LOBBY_LEASE, now) {
+                    Ok(h) => self.owner = h,
+                    Err(e) => tracing::warn!(error = %e, "lobby lease: reading the holder failed"),
+                }
+                (change, round)
+            }
+            Err(e) => {
+                tracing::warn!(node = %self.node, error = %e, "lobby lease: store error");
+                self.on_error(now, round)
+            }
+        }
+    }
+
+    fn on_error(&mut self, now: Instant, round: Instant) -> (Change, Instant) {
+        // Retry sooner than a normal round while something is at stake.
+        let retry = now + (self.ttl / 6).max(Duration::from_millis(50));
+        if let Some((_, renewed)) = self.held {
+            let give_up = renewed + self.ttl * 5 / 6;
+            if now >= give_up {
+                self.held = None;
+                self.owner = None;
+                tracing::warn!(node = %self.node, "lobby lease lost: store unreachable for too long");
+                return (Change::Lost("store unreachable"), retry);
+            }
+            return (Change::None, retry.min(give_up));
+        }
+        // A front end forgets the owner once its lease must have lapsed.
+        if self.last_ok.is_none_or(|t| now >= t + self.ttl) {
+            self.owner = None;
+        }
+        (Change::None, retry.min(round))
+    }
+}
+
+/// The running lease loop. Dropping it does not stop it: call [`LeaseLoop::stop`].
+#[derive(Debug)]
+pub struct LeaseLoop {
+    task: tokio::task::JoinHandle<()>,
+    leases: Arc<dyn LeaseStore>,
+    node: NodeId,
+}
+
+impl LeaseLoop {
+    /// Stops the loop and gives the lease up (if held), so that another
+    /// node takes over at its next round instead of after the TTL.
+    pub fn stop(self) {
+        self.task.abort();
+        match self.leases.release(LOBBY_LEASE, &self.node) {
+            Ok(true) => tracing::info!(node = %self.node, "lobby lease released"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "lobby lease: releasing failed"),
+        }
+    }
+}
+
+/// Starts the lease loop of `node` on `leases` (a lease of `ttl`, renewed
+/// every TTL/3) with time from `clock`. The first round has run when this
+/// returns, so [`Ownership`] already says whether this node owns the lobby.
+pub fn spawn(
+    leases: Arc<dyn LeaseStore>,
+    node: NodeId,
+    ttl: Duration,
+    clock: Clock,
+) -> (Ownership, LeaseLoop) {
+    let mut state = LeaseState::new(node.clone(), ttl);
+    let (_, mut next) = state.step(leases.as_ref(), clock.now());
+    let (owner_tx, rx) = watch::channel(state.owner().cloned());
+    let (term_tx, term) = watch::channel(state.term());
+    let task = tokio::spawn({
+        let leases = leases.clone();
+        async move {
+            loop {
+                clock.sleep_until(next).await;
+                // The stores are synchronous and answer within a command
+                // timeout (1 s); a round blocks this task only.
+                let (_, at) = state.step(leases.as_ref(), clock.now());
+                next = at;
+                owner_tx.send_if_modified(|o| {
+                    let changed = o.as_ref() != state.owner();
+                    if changed {
+                        o.clone_from(&state.owner().cloned());
+                    }
+                    changed
+                });
+                term_tx.send_if_modified(|t| {
+                    let changed = *t != state.term();
+                    *t = state.term();
+                    changed
+                });
+            }
+        }
+    });
+    let ownership = Ownership {
+        rx,
+        term,
+        node: node.clone(),
+    };
+    (ownership, LeaseLoop { task, leases, node })
+}
