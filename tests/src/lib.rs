@@ -14,6 +14,7 @@ pub mod directory;
 pub mod http;
 pub mod media;
 pub mod process;
+pub mod redis;
 pub mod scenario;
 pub mod stats;
 pub mod whip;

@@ -118,6 +118,17 @@ impl Process {
         self.lines.lock().map_or(0, |l| l.all.len())
     }
 
+    /// The first output line seen so far at index `from` or later that satisfies `pred`.
+    pub fn find_line(&self, from: usize, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let lines = self.lines.lock().ok()?;
+        lines.all.iter().skip(from).find(|l| pred(l)).cloned()
+    }
+
+    /// A watch on the number of output lines seen (changes with every new line).
+    pub fn line_watch(&self) -> watch::Receiver<usize> {
+        self.count.clone()
+    }
+
     /// Awaits the first output line at index `from` or later that satisfies `pred`, and
     /// returns it. Fails if the process exits first or `timeout` passes.
     pub async fn wait_line(

@@ -1,6 +1,8 @@
 //! The per-client task behind a [`super::TestClient`]: it reads the signaling socket,
 //! records every message in the [`Inbox`], and plays the client's part of a call
-//! (offers, answers, re-offers, relay moves, ICE failure reports).
+//! (offers, answers, re-offers, relay moves, ICE failure reports). The agent outlives
+//! one socket: after a reconnect (see [`super::link`]) it reads the next one and keeps
+//! its peer connection.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ impl Inbox {
         }
     }
 
-    fn push(&self, msg: SignalingToClient) {
+    pub(super) fn push(&self, msg: SignalingToClient) {
         let n = {
             let Ok(mut m) = self.messages.lock() else {
                 return;
@@ -78,7 +80,8 @@ impl Agent {
         }
     }
 
-    pub(super) async fn run(mut self, mut stream: WsStream) {
+    /// Reads `stream` until it ends; returns the close code, if the server sent one.
+    pub(super) async fn run(&mut self, stream: &mut WsStream) -> Option<u16> {
         loop {
             let mut state = self.peer.as_ref().map(MediaPeer::watch_state);
             let failed = async {
@@ -91,7 +94,10 @@ impl Agent {
                 && self.ice_failed_sent == self.peer.as_ref().map(|p| p.generation);
             tokio::select! {
                 frame = stream.next() => {
-                    let Some(Ok(frame)) = frame else { return };
+                    let Some(Ok(frame)) = frame else { return None };
+                    if let Message::Close(close) = &frame {
+                        return close.as_ref().map(|c| u16::from(c.code));
+                    }
                     let Message::Text(text) = frame else { continue };
                     match serde_json::from_str::<SignalingToClient>(text.as_str()) {
                         Ok(msg) => {
@@ -106,6 +112,11 @@ impl Agent {
                 () = failed, if !already => self.on_ice_failed(),
             }
         }
+    }
+
+    /// The client's tag.
+    pub(super) fn tag(&self) -> &str {
+        &self.tag
     }
 
     fn error(&self, e: String) {
@@ -135,9 +146,22 @@ impl Agent {
                 relay,
                 ..
             } => {
+                // As the browser does: `call_ready` again for the call this peer
+                // connection carries (after a resume), to the same relay, while it is
+                // connected, changes nothing: the media never stopped.
+                let keep = self.call().as_ref() == Some(&call)
+                    && self.peer.as_ref().is_some_and(|p| {
+                        p.relay == relay.as_str() && p.state() == RTCPeerConnectionState::Connected
+                    });
                 if let Ok(mut v) = self.view.lock() {
                     v.call = Some(call.clone());
                     v.participant = Some(participant);
+                    if keep {
+                        v.kept_on_ready += 1;
+                    }
+                }
+                if keep {
+                    return Ok(());
                 }
                 self.new_peer(call, relay.as_str()).await
             }

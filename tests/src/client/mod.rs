@@ -7,17 +7,18 @@
 //! `call_answer` → apply; `call_renegotiate` → `call_answer`; `call_ended` → close. When
 //! the peer connection fails before signaling has said anything, it sends
 //! `call_ice_failed`. Received media lands in the client's [`MediaLog`].
+//!
+//! A client dialled with a node list ([`Dial::nodes`]) reconnects when its socket
+//! drops and resumes its seat (patients) or session (clinicians): see [`link`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use futures_util::{SinkExt as _, StreamExt as _};
 use protocol::client::{ClientToSignaling, RequestId, Role, SignalingToClient};
-use protocol::{PROTOCOL_VERSION, ParticipantId, Region, RoomId, Sensitive};
+use protocol::{ParticipantId, RoomId, Sensitive};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::cluster::TestCluster;
 use crate::directory::PASSWORD;
@@ -25,8 +26,11 @@ use crate::http;
 use crate::media::MediaLog;
 
 mod agent;
+pub mod link;
 
 use agent::{Agent, Inbox};
+pub use link::{Dial, LinkView};
+use link::{HelloArgs, Link};
 
 /// How long a test waits for an expected signaling message.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -46,6 +50,9 @@ pub struct CallView {
     pub placements: Vec<(Instant, String)>,
     /// Errors the call task hit (failed SDP, …); tests assert it stays empty.
     pub errors: Vec<String>,
+    /// `call_ready` messages for the call the connected peer connection already
+    /// carries, to its relay (after a resume), that left it alone.
+    pub kept_on_ready: u32,
 }
 
 /// A patient or clinician connected to the cluster's signaling.
@@ -56,6 +63,7 @@ pub struct TestClient {
     inbox: Inbox,
     media: MediaLog,
     view: Arc<Mutex<CallView>>,
+    link: Arc<Mutex<LinkView>>,
     next_request: AtomicU64,
     task: tokio::task::JoinHandle<()>,
 }
@@ -75,53 +83,61 @@ impl TestClient {
         session: Option<String>,
         region: Option<&str>,
     ) -> Result<TestClient> {
-        let (ws, _) = tokio_tungstenite::connect_async(cluster.ws_url())
-            .await
-            .context("connecting to signaling's /ws")?;
-        let (mut sink, stream) = ws.split();
-        let (out, mut out_rx) = mpsc::unbounded_channel::<ClientToSignaling>();
-        let writer_out = out.clone();
+        Self::connect_with(Dial::once(cluster.ws_url()), tag, role, session, region).await
+    }
+
+    /// Like [`TestClient::connect`], to `dial.urls[0]`; with `dial.reconnect`, it
+    /// reconnects and resumes whenever the socket drops.
+    pub async fn connect_with(
+        dial: Dial,
+        tag: &str,
+        role: Role,
+        session: Option<String>,
+        region: Option<&str>,
+    ) -> Result<TestClient> {
+        let first = dial.urls.first().context("no signaling URL")?.clone();
+        let ws = link::open(&first).await?;
+        let (out, out_rx) = mpsc::unbounded_channel::<ClientToSignaling>();
         let inbox = Inbox::new();
         let media = MediaLog::default();
         let view = Arc::new(Mutex::new(CallView::default()));
-        let writer = async move {
-            while let Some(msg) = out_rx.recv().await {
-                let Ok(text) = serde_json::to_string(&msg) else {
-                    continue;
-                };
-                if sink.send(Message::Text(text.into())).await.is_err() {
-                    break;
-                }
-            }
+        let link_view = Arc::new(Mutex::new(LinkView {
+            url: first,
+            ..LinkView::default()
+        }));
+        let hello = HelloArgs {
+            role,
+            session,
+            region: region.map(str::to_owned),
         };
         let agent = Agent::new(
             tag,
-            writer_out,
+            out.clone(),
             inbox.clone(),
             media.clone(),
             Arc::clone(&view),
         );
-        let task = tokio::spawn(async move {
-            tokio::select! {
-                () = writer => {}
-                () = agent.run(stream) => {}
-            }
-        });
+        let hello_msg = hello.message()?;
+        let link = Link {
+            dial,
+            hello,
+            agent,
+            inbox: inbox.clone(),
+            out_rx,
+            view: Arc::clone(&link_view),
+        };
+        let task = tokio::spawn(link.run(ws));
         let client = TestClient {
             tag: tag.to_owned(),
             out,
             inbox,
             media,
             view,
+            link: link_view,
             next_request: AtomicU64::new(1),
             task,
         };
-        client.send(ClientToSignaling::Hello {
-            version: PROTOCOL_VERSION,
-            role,
-            session: session.map(Sensitive::new),
-            region: region.map(Region::new).transpose()?,
-        })?;
+        client.send(hello_msg)?;
         client
             .wait_for(PATIENCE, |m| {
                 matches!(m, SignalingToClient::Welcome { .. }).then_some(())
@@ -138,7 +154,17 @@ impl TestClient {
         room: &str,
         region: Option<&str>,
     ) -> Result<TestClient> {
-        let client = Self::connect(cluster, tag, Role::Patient, None, region).await?;
+        Self::patient_with(Dial::once(cluster.ws_url()), tag, room, region).await
+    }
+
+    /// Like [`TestClient::patient`], dialled with `dial`.
+    pub async fn patient_with(
+        dial: Dial,
+        tag: &str,
+        room: &str,
+        region: Option<&str>,
+    ) -> Result<TestClient> {
+        let client = Self::connect_with(dial, tag, Role::Patient, None, region).await?;
         client.send(ClientToSignaling::Join {
             room: RoomId::new(room)?,
             display_name: Sensitive::new(tag.to_owned()),
@@ -159,9 +185,20 @@ impl TestClient {
         username: &str,
         region: Option<&str>,
     ) -> Result<TestClient> {
-        let token = login(cluster, username).await?;
+        let token = login_at(cluster.http_addr(), username).await?;
+        Self::clinician_with(Dial::once(cluster.ws_url()), token, username, region).await
+    }
+
+    /// A clinician with the session `token` (from [`login_at`], on any node), dialled
+    /// with `dial`, subscribed; returns after the queue snapshot.
+    pub async fn clinician_with(
+        dial: Dial,
+        token: String,
+        username: &str,
+        region: Option<&str>,
+    ) -> Result<TestClient> {
         let tag = username.split('@').next().unwrap_or(username);
-        let client = Self::connect(cluster, tag, Role::Clinician, Some(token), region).await?;
+        let client = Self::connect_with(dial, tag, Role::Clinician, Some(token), region).await?;
         client.send(ClientToSignaling::Subscribe { request: None })?;
         client
             .wait_for(PATIENCE, |m| {
@@ -311,6 +348,11 @@ impl TestClient {
         self.view.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
+    /// The history of this client's sockets (drops, reconnects).
+    pub fn link_view(&self) -> LinkView {
+        self.link.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
     /// Awaits media from `from_tag` on the current (or a later) peer connection, and
     /// returns the relay it came through.
     pub async fn wait_media_from(&self, from_tag: &str, timeout: Duration) -> Result<String> {
@@ -328,8 +370,13 @@ impl TestClient {
 
 /// `POST /api/login`; returns the session token.
 pub async fn login(cluster: &TestCluster, username: &str) -> Result<String> {
+    login_at(cluster.http_addr(), username).await
+}
+
+/// `POST /api/login` at one signaling node's address; returns the session token.
+pub async fn login_at(addr: std::net::SocketAddr, username: &str) -> Result<String> {
     let r = http::post_json(
-        cluster.http_addr(),
+        addr,
         "/api/login",
         &[],
         &serde_json::json!({ "username": username, "password": PASSWORD }),

@@ -3,6 +3,11 @@
 //! `r-us-1`, `r-us-2`), a directory file with two organisations, and the operations the
 //! failover tests need: kill -9 a relay, start one again, drain one (SIGTERM).
 //!
+//! By default one signaling node, in memory. With [`ClusterSpec::redis`] the cluster
+//! also runs a private `redis-server` ([`crate::redis::TestRedis`]) and
+//! [`ClusterSpec::signaling_nodes`] signaling nodes sharing it; relays get the list of
+//! every node's control URL, and [`TestCluster::kill_signaling`] kills one node.
+//!
 //! Readiness is awaited from the processes' JSON log lines (`signaling listening`,
 //! `relay started`, `registered with signaling`), never by sleeping. Every process logs
 //! into the cluster's directory (printed at start, kept after the test for post-mortems).
@@ -19,6 +24,15 @@ use anyhow::{Context as _, Result, bail};
 use crate::directory;
 use crate::http;
 use crate::process::{Process, binary};
+use crate::redis::TestRedis;
+
+mod logs;
+mod nodes;
+
+use logs::addr_field;
+pub use logs::{field_is, wait_fields, wait_fields_any, wait_message};
+pub use nodes::OWNER_GAUGE;
+use nodes::{NodeArgs, SignalingNode};
 
 /// The secret signaling and the relays share (grants, registration).
 pub const SECRET: &str = "anteroom-test-cluster-secret-0123456789";
@@ -59,6 +73,14 @@ pub struct ClusterSpec {
     pub relays: Vec<RelaySpec>,
     /// Extra signaling flags.
     pub signaling_args: Vec<String>,
+    /// Signaling nodes (1, the default: one node exactly as before). More than one
+    /// needs [`ClusterSpec::redis`].
+    pub signaling_nodes: usize,
+    /// Start a private `redis-server` and give every node `--redis-url`, a distinct
+    /// `--node-id` (`sig-a`, `sig-b`, …) and `--lobby-lease-ms`.
+    pub redis: bool,
+    /// `--lobby-lease-ms` of every node (with Redis).
+    pub lobby_lease_ms: u64,
 }
 
 impl Default for ClusterSpec {
@@ -72,6 +94,21 @@ impl Default for ClusterSpec {
                 .map(|n| RelaySpec::new(n, &n[2..4]))
                 .collect(),
             signaling_args: Vec::new(),
+            signaling_nodes: 1,
+            redis: false,
+            lobby_lease_ms: 1500,
+        }
+    }
+}
+
+impl ClusterSpec {
+    /// `nodes` signaling nodes sharing a private Redis, and `relays`.
+    pub fn redis_nodes(nodes: usize, relays: Vec<RelaySpec>) -> Self {
+        ClusterSpec {
+            relays,
+            signaling_nodes: nodes,
+            redis: true,
+            ..ClusterSpec::default()
         }
     }
 }
@@ -84,14 +121,15 @@ struct RelayProcess {
     metrics: SocketAddr,
 }
 
-/// Signaling and relays running as child processes. Dropping it kills them all.
+/// Signaling and relays (and Redis) running as child processes. Dropping it kills
+/// them all: relays first, then signaling, then Redis.
 #[derive(Debug)]
 pub struct TestCluster {
     dir: PathBuf,
-    signaling: Process,
-    http: SocketAddr,
+    nodes: Vec<SignalingNode>,
     relays: BTreeMap<String, RelayProcess>,
     starts: u32,
+    redis: Option<TestRedis>,
 }
 
 static CLUSTERS: AtomicU32 = AtomicU32::new(0);
@@ -109,54 +147,7 @@ fn fresh_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The `fields` object of a JSON log line whose message is `message`.
-fn fields_of(line: &str, message: &str) -> Option<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let fields = v.get("fields")?;
-    (fields.get("message")?.as_str()? == message).then(|| fields.clone())
-}
-
-/// Awaits a JSON log line with `message` from `from` on; returns its fields.
-pub async fn wait_message(
-    process: &mut Process,
-    from: usize,
-    message: &str,
-    timeout: Duration,
-) -> Result<serde_json::Value> {
-    wait_fields(process, from, message, timeout, |_| true).await
-}
-
-/// Awaits a JSON log line with `message` whose fields satisfy `pred`.
-pub async fn wait_fields(
-    process: &mut Process,
-    from: usize,
-    message: &str,
-    timeout: Duration,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> Result<serde_json::Value> {
-    let line = process
-        .wait_line(from, timeout, |l| {
-            fields_of(l, message).is_some_and(|f| pred(&f))
-        })
-        .await
-        .with_context(|| format!("awaiting log line {message:?}"))?;
-    fields_of(&line, message).context("log line vanished")
-}
-
-/// Whether a JSON field holds the string `value`.
-pub fn field_is(fields: &serde_json::Value, name: &str, value: &str) -> bool {
-    fields.get(name).and_then(serde_json::Value::as_str) == Some(value)
-}
-
-fn addr_field(fields: &serde_json::Value, name: &str) -> Result<SocketAddr> {
-    fields
-        .get(name)
-        .and_then(serde_json::Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no address field {name:?} in {fields}"))
-}
-
-fn base_command(program: &Path) -> Command {
+pub(crate) fn base_command(program: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear()
         .env("NO_COLOR", "1")
@@ -180,39 +171,58 @@ impl TestCluster {
         Self::start_with(ClusterSpec::default()).await
     }
 
-    /// Starts signaling, then every relay of `spec`, and waits until each relay has
-    /// registered.
+    /// Starts Redis (if asked for), the signaling nodes, then every relay of `spec`,
+    /// and waits until each relay has registered. With several nodes, the first one
+    /// is started alone and awaited as the lobby owner before the others start, so
+    /// node 0 is always the first owner.
     pub async fn start_with(spec: ClusterSpec) -> Result<TestCluster> {
+        if spec.signaling_nodes == 0 || (spec.signaling_nodes > 1 && !spec.redis) {
+            bail!("a cluster has one node in memory, or one or more sharing Redis");
+        }
         let dir = fresh_dir()?;
         let orgs = dir.join("orgs.toml");
         directory::write(&orgs)?;
-        let mut cmd = base_command(&binary("signaling")?);
-        cmd.arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--config")
-            .arg(&orgs)
-            .args(["--log-format", "json", "--log", "info"])
-            .arg("--relay-secret")
-            .arg(SECRET)
-            .arg("--region")
-            .arg(&spec.region)
-            .arg("--region-order")
-            .arg(spec.region_order.join(","))
-            .args(&spec.signaling_args);
-        let mut signaling = Process::spawn("signaling", cmd, &dir.join("signaling.log"))?;
-        let fields = wait_message(&mut signaling, 0, "signaling listening", START_TIMEOUT).await?;
-        let http = addr_field(&fields, "addr")?;
-        eprintln!(
-            "test cluster: signaling on {http}, logs in {}",
-            dir.display()
-        );
+        let redis = if spec.redis {
+            Some(TestRedis::start(&dir).await?)
+        } else {
+            None
+        };
+        let mut common = vec![
+            "--config".to_owned(),
+            orgs.display().to_string(),
+            "--relay-secret".to_owned(),
+            SECRET.to_owned(),
+            "--region".to_owned(),
+            spec.region.clone(),
+            "--region-order".to_owned(),
+            spec.region_order.join(","),
+        ];
+        common.extend(spec.signaling_args.iter().cloned());
+        let args = NodeArgs {
+            common,
+            redis_url: redis.as_ref().map(TestRedis::url),
+            lease_ms: spec.lobby_lease_ms,
+        };
         let mut cluster = TestCluster {
             dir,
-            signaling,
-            http,
+            nodes: Vec::new(),
             relays: BTreeMap::new(),
             starts: 0,
+            redis,
         };
+        for i in 0..spec.signaling_nodes {
+            let node = SignalingNode::start(i, &args, &cluster.dir).await?;
+            eprintln!(
+                "test cluster: signaling {} on {}, logs in {}",
+                node.id,
+                node.http,
+                cluster.dir.display()
+            );
+            cluster.nodes.push(node);
+            if spec.redis && i == 0 {
+                cluster.lobby_owner(START_TIMEOUT).await?;
+            }
+        }
         for relay in spec.relays {
             cluster.start_relay(relay).await?;
         }
@@ -221,12 +231,12 @@ impl TestCluster {
 
     /// Signaling's HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http
+        self.http_addr_of(0)
     }
 
     /// The client WebSocket URL (`ws://…/ws`).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.http)
+        self.ws_url_of(0)
     }
 
     /// The directory holding the logs and the directory file.
@@ -240,9 +250,14 @@ impl TestCluster {
             bail!("relay {} is already running", spec.node);
         }
         self.starts += 1;
+        let control: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("ws://{}/control", n.http))
+            .collect();
         let mut cmd = base_command(&binary("relay")?);
         cmd.arg("--signaling")
-            .arg(format!("ws://{}/control", self.http))
+            .arg(control.join(","))
             .arg("--node-id")
             .arg(&spec.node)
             .arg("--region")
@@ -255,19 +270,23 @@ impl TestCluster {
         let log = self
             .dir
             .join(format!("relay-{}-{}.log", spec.node, self.starts));
-        let seen = self.signaling.line_count();
+        let seen: Vec<usize> = self.nodes.iter().map(|n| n.process.line_count()).collect();
         let mut process = Process::spawn(&spec.node, cmd, &log)?;
         let started = wait_message(&mut process, 0, "relay started", START_TIMEOUT).await?;
         let metrics = addr_field(&started, "metrics")?;
-        // Placeable once signaling has it in its registry.
+        // Placeable once signaling has it in its registry (on the lobby owner, whichever
+        // node its control connection landed on).
         let node = spec.node.clone();
-        wait_fields(
-            &mut self.signaling,
-            seen,
-            "relay registered",
-            START_TIMEOUT,
-            |f| field_is(f, "node", &node),
-        )
+        let watched: Vec<(&Process, usize)> = self
+            .nodes
+            .iter()
+            .zip(seen)
+            .filter(|(n, _)| n.alive)
+            .map(|(n, from)| (&n.process, from))
+            .collect();
+        wait_fields_any(&watched, "relay registered", START_TIMEOUT, |f| {
+            field_is(f, "node", &node)
+        })
         .await?;
         self.relays.insert(
             spec.node.clone(),
@@ -369,8 +388,76 @@ impl TestCluster {
         Ok(out)
     }
 
-    /// Signaling's process, e.g. to await a log line.
+    /// Signaling's process (node 0), e.g. to await a log line.
     pub fn signaling_process(&mut self) -> &mut Process {
-        &mut self.signaling
+        &mut self.nodes[0].process
+    }
+
+    /// How many signaling nodes were started (dead ones included).
+    pub fn signaling_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Node `i`'s process.
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn node_process(&mut self, i: usize) -> &mut Process {
+        &mut self.nodes[i].process
+    }
+
+    /// Node `i`'s `--node-id` (`sig-a`, …).
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn node_id(&self, i: usize) -> &str {
+        &self.nodes[i].id
+    }
+
+    /// Node `i`'s HTTP address.
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn http_addr_of(&self, i: usize) -> SocketAddr {
+        self.nodes[i].http
+    }
+
+    /// Node `i`'s client WebSocket URL (`ws://…/ws`).
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn ws_url_of(&self, i: usize) -> String {
+        format!("ws://{}/ws", self.nodes[i].http)
+    }
+
+    /// Every node's client WebSocket URL, in node order (dead ones too: the address
+    /// list clients are given, as behind one DNS name).
+    pub fn ws_urls(&self) -> Vec<String> {
+        (0..self.nodes.len()).map(|i| self.ws_url_of(i)).collect()
+    }
+
+    /// Awaits the moment exactly one live node owns the lobby (`/metrics` gauge
+    /// [`OWNER_GAUGE`] = 1); returns its index.
+    pub async fn lobby_owner(&self, timeout: Duration) -> Result<usize> {
+        nodes::wait_owner(&self.nodes, timeout).await
+    }
+
+    /// Awaits a lobby owner other than node `not` (a takeover); returns its index.
+    pub async fn new_lobby_owner(&self, not: usize, timeout: Duration) -> Result<usize> {
+        nodes::wait_new_owner(&self.nodes, not, timeout).await
+    }
+
+    /// Kills signaling node `i` with SIGKILL (no goodbye: its lease simply expires)
+    /// and returns the instant just before the signal.
+    pub fn kill_signaling(&mut self, i: usize) -> Result<Instant> {
+        self.nodes
+            .get_mut(i)
+            .with_context(|| format!("no signaling node {i}"))?
+            .kill()
+    }
+
+    /// The cluster's Redis, if it has one.
+    pub fn redis(&mut self) -> Option<&mut TestRedis> {
+        self.redis.as_mut()
     }
 }
