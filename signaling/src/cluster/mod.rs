@@ -1,5 +1,6 @@
 //! Several signaling nodes serving one deployment (issue 7): one node at a
 //! time owns the lobby (the lease `lobby`, [`owner`]); every other node is a
+//! front end that pipes its WebSockets to the owner over the node mailbox
 //! ([`mailbox`], Redis pub/sub channel `P:node:<id>`).
 //!
 //! - [`owner`]: the lease loop and [`Ownership`] (who owns the lobby now).
@@ -10,7 +11,12 @@
 
 pub mod mailbox;
 pub mod owner;
+pub mod pipe;
+mod pipe_front;
+mod pipe_service;
 #[cfg(test)]
+mod pipe_tests;
+pub mod socket;
 
 pub use mailbox::{Mailbox, NodeMessage, PipeKind};
 pub use owner::Ownership;

@@ -8,40 +8,74 @@
 //!
 //! Nothing a relay sends can panic this task. Logs carry node ids and
 //! request ids only: grants and SDP are never logged.
+//!
+//! In a cluster, a relay may dial a node that does not own the lobby: that
+//! node pipes the socket to the owner (`cluster::pipe`), which runs this
+//! same logic on the piped socket ([`serve_piped`]).
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 use protocol::control::{Register, RelayToSignaling, SignalingToRelay};
 use tracing::Instrument as _;
 
 use super::RelayPool;
+use crate::cluster::PipeKind;
+use crate::cluster::pipe::Pipes;
+use crate::cluster::socket::{Incoming, PipedSocket, Socket};
 
 /// Largest control message accepted (SDP is a few KiB; `register` lists rooms).
 pub const MAX_CONTROL_MESSAGE: usize = 1 << 20;
 
-/// `GET /control`: upgrades and runs one relay's control connection.
-pub async fn handler(State(pool): State<Arc<RelayPool>>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade
+/// `GET /control`: upgrades and runs one relay's control connection, or,
+/// on a node that does not own the lobby (with [`Pipes`] as an extension),
+/// pipes it to the owner.
+pub async fn handler(
+    State(pool): State<Arc<RelayPool>>,
+    pipes: Option<Extension<Arc<Pipes>>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let upgrade = upgrade
         .max_message_size(MAX_CONTROL_MESSAGE)
-        .max_frame_size(MAX_CONTROL_MESSAGE)
-        .on_upgrade(move |socket| {
-            let span = tracing::info_span!("control", node = tracing::field::Empty);
-            run(socket, pool).instrument(span)
-        })
+        .max_frame_size(MAX_CONTROL_MESSAGE);
+    if let Some(Extension(pipes)) = pipes
+        && pipes.should_pipe()
+    {
+        return upgrade.on_upgrade(move |socket| {
+            let span = tracing::info_span!("control_pipe");
+            pipes
+                .run_front(socket, PipeKind::Relay, None)
+                .instrument(span)
+        });
+    }
+    upgrade.on_upgrade(move |socket| {
+        let span = tracing::info_span!("control", node = tracing::field::Empty);
+        run(socket, pool).instrument(span)
+    })
 }
 
-async fn send(socket: &mut WebSocket, message: &SignalingToRelay) -> bool {
+/// The control connection of a relay whose socket a front-end node pipes
+/// to this node (the lobby owner).
+pub fn serve_piped(
+    pool: Arc<RelayPool>,
+    socket: PipedSocket,
+) -> impl Future<Output = ()> + Send + 'static {
+    let span = tracing::info_span!("control", node = tracing::field::Empty, piped = true);
+    run(socket, pool).instrument(span)
+}
+
+async fn send<S: Socket>(socket: &mut S, message: &SignalingToRelay) -> bool {
     let Ok(text) = serde_json::to_string(message) else {
         return false;
     };
-    socket.send(Message::Text(text.into())).await.is_ok()
+    socket.send_text(text).await.is_ok()
 }
 
 /// Sends an `error` and closes.
-async fn refuse(mut socket: WebSocket, message: &str) {
+async fn refuse<S: Socket>(mut socket: S, message: &str) {
     let _ = send(
         &mut socket,
         &SignalingToRelay::Error {
@@ -49,17 +83,20 @@ async fn refuse(mut socket: WebSocket, message: &str) {
         },
     )
     .await;
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket.send_close(None).await;
 }
 
 /// Waits for the `register` message.
-async fn registration(socket: &mut WebSocket, pool: &RelayPool) -> Result<Register, &'static str> {
+async fn registration<S: Socket>(
+    socket: &mut S,
+    pool: &RelayPool,
+) -> Result<Register, &'static str> {
     let first = tokio::time::timeout(pool.settings.register_timeout, async {
         loop {
             match socket.recv().await {
-                Some(Ok(Message::Text(text))) => return Some(text),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                _ => return None,
+                Some(Incoming::Text(text)) => return Some(text),
+                Some(Incoming::Control) => {}
+                Some(Incoming::Binary) | None => return None,
             }
         }
     })
@@ -73,7 +110,7 @@ async fn registration(socket: &mut WebSocket, pool: &RelayPool) -> Result<Regist
 }
 
 /// Runs one relay's control connection to its end.
-async fn run(mut socket: WebSocket, pool: Arc<RelayPool>) {
+async fn run<S: Socket>(mut socket: S, pool: Arc<RelayPool>) {
     let reg = match registration(&mut socket, &pool).await {
         Ok(reg) => reg,
         Err(message) => {
@@ -97,7 +134,7 @@ async fn run(mut socket: WebSocket, pool: Arc<RelayPool>) {
             out = link.recv() => {
                 let Some(message) = out else {
                     // Replaced by a newer connection, declared dead, or shutdown.
-                    let _ = socket.send(Message::Close(None)).await;
+                    let _ = socket.send_close(None).await;
                     break;
                 };
                 if !send(&mut socket, &message).await {
@@ -105,14 +142,14 @@ async fn run(mut socket: WebSocket, pool: Arc<RelayPool>) {
                 }
             }
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
+                Some(Incoming::Text(text)) => {
                     if let Some(reply) = link.handle_text(&text)
                         && !send(&mut socket, &reply).await
                     {
                         break;
                     }
                 }
-                Some(Ok(Message::Binary(_))) => {
+                Some(Incoming::Binary) => {
                     let reply = SignalingToRelay::Error {
                         message: "binary control messages are not supported".into(),
                     };
@@ -120,8 +157,8 @@ async fn run(mut socket: WebSocket, pool: Arc<RelayPool>) {
                         break;
                     }
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Incoming::Control) => {}
+                None => break,
             },
         }
     }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use axum::extract::ws::close_code;
 use protocol::client::{ClientToSignaling, ErrorCode, Role, SignalingToClient, StaffIdentity};
 use protocol::{PROTOCOL_VERSION, Sensitive};
 use tokio::sync::mpsc;
@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::Shared;
 use super::driver::{Command, OUTBOUND_QUEUE, Outbound};
 use super::rate::TokenBucket;
+use crate::cluster::socket::{Incoming, Socket, SocketClosed};
 use crate::lobby::{ConnId, Peer};
 
 /// What the connection has established so far.
@@ -50,12 +51,13 @@ struct Conn {
     cookie: Option<Sensitive<String>>,
 }
 
-/// Runs one connection to its end.
+/// Runs one connection to its end, on a WebSocket of this node or on a
+/// socket piped from a front-end node (`cluster::pipe`).
 ///
 /// `cookie` is the session from the upgrade request's cookie, used when a
 /// clinician's `hello` carries none.
-pub(super) async fn run(
-    mut socket: WebSocket,
+pub(super) async fn run<S: Socket>(
+    mut socket: S,
     shared: Arc<Shared>,
     id: ConnId,
     cookie: Option<Sensitive<String>>,
@@ -83,9 +85,9 @@ pub(super) async fn run(
         let greeting = matches!(conn.state, State::Greeting);
         let flow = tokio::select! {
             frame = socket.recv() => match frame {
-                Some(Ok(msg)) => conn.on_frame(&mut socket, msg).await,
+                Some(frame) => conn.on_frame(&mut socket, frame).await,
                 // Closed, reset, or a frame beyond the hard size cap.
-                Some(Err(_)) | None => Flow::Close,
+                None => Flow::Close,
             },
             out = rx.recv() => match out {
                 Some(Outbound::Msg(msg)) => {
@@ -105,10 +107,7 @@ pub(super) async fn run(
             _ = shutdown.changed() => {
                 let msg = "the server is shutting down; reconnect shortly";
                 let _ = send(&mut socket, &SignalingToClient::error(ErrorCode::ShuttingDown, msg, None)).await;
-                let _ = socket.send(Message::Close(Some(CloseFrame {
-                    code: close_code::AWAY,
-                    reason: "shutting down".into(),
-                }))).await;
+                let _ = socket.send_close(Some((close_code::AWAY, "shutting down"))).await;
                 Flow::Close
             }
         };
@@ -123,21 +122,21 @@ pub(super) async fn run(
             .send(Command::Disconnect { conn: id })
             .await;
     }
-    let _ = futures_util::SinkExt::close(&mut socket).await;
+    socket.finish().await;
     tracing::debug!(conn = id.0, "connection closed");
 }
 
-async fn send(socket: &mut WebSocket, msg: &SignalingToClient) -> Result<(), axum::Error> {
+async fn send<S: Socket>(socket: &mut S, msg: &SignalingToClient) -> Result<(), SocketClosed> {
     let text = serde_json::to_string(msg).unwrap_or_else(|_| {
         r#"{"type":"error","code":"bad_request","message":"internal encoding error"}"#.to_owned()
     });
-    socket.send(Message::Text(text.into())).await
+    socket.send_text(text).await
 }
 
 impl Conn {
     /// Some session ended early (logout, disabled account): if it was this
     /// connection's, say so and close at once.
-    async fn on_revocation(&mut self, socket: &mut WebSocket, watching: bool) -> Flow {
+    async fn on_revocation<S: Socket>(&mut self, socket: &mut S, watching: bool) -> Flow {
         let t = self.shared.clock.now();
         let live = match &self.state {
             State::Clinician(token) => {
@@ -156,10 +155,10 @@ impl Conn {
         Flow::Close
     }
 
-    async fn on_frame(&mut self, socket: &mut WebSocket, frame: Message) -> Flow {
+    async fn on_frame<S: Socket>(&mut self, socket: &mut S, frame: Incoming) -> Flow {
         let text = match frame {
-            Message::Text(t) => t,
-            Message::Binary(_) => {
+            Incoming::Text(t) => t,
+            Incoming::Binary => {
                 return self
                     .reply(
                         socket,
@@ -169,8 +168,7 @@ impl Conn {
                     )
                     .await;
             }
-            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
-            Message::Close(_) => return Flow::Close,
+            Incoming::Control => return Flow::Continue,
         };
         let t = self.shared.clock.now();
         if !self.bucket.try_take(t) {
@@ -206,9 +204,9 @@ impl Conn {
         self.on_message(socket, msg, t).await
     }
 
-    async fn on_message(
+    async fn on_message<S: Socket>(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut S,
         msg: ClientToSignaling,
         t: Instant,
     ) -> Flow {
@@ -241,15 +239,20 @@ impl Conn {
                 .reply(socket, ErrorCode::Forbidden, &text, request)
                 .await;
         }
-        if let State::Clinician(token) = &self.state
-            && self.shared.auth.session(token.expose(), t).is_none()
-        {
-            tracing::debug!(conn = self.id.0, "session expired");
-            let text = "your session has expired; log in again";
-            let _ = self
-                .reply(socket, ErrorCode::SessionExpired, text, request)
-                .await;
-            return Flow::Close;
+        if let State::Clinician(token) = &self.state {
+            match self.shared.auth.check_session(token.expose(), t) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    tracing::debug!(conn = self.id.0, "session expired");
+                    let text = "your session has expired; log in again";
+                    let _ = self
+                        .reply(socket, ErrorCode::SessionExpired, text, request)
+                        .await;
+                    return Flow::Close;
+                }
+                // Redis does not answer: the session may be fine; retry later.
+                Err(_) => return self.unavailable(socket, request).await,
+            }
         }
         tracing::trace!(conn = self.id.0, kind, "message");
         let cmd = Command::Message { conn: self.id, msg };
@@ -259,9 +262,9 @@ impl Conn {
         Flow::Continue
     }
 
-    async fn on_hello(
+    async fn on_hello<S: Socket>(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut S,
         version: u32,
         role: Role,
         session: Option<Sensitive<String>>,
@@ -290,9 +293,19 @@ impl Conn {
         let (peer, staff) = match role {
             Role::Patient => (Peer::Patient, None),
             Role::Clinician => {
-                let info = session
-                    .or_else(|| self.cookie.take())
-                    .and_then(|s| self.shared.auth.session(s.expose(), t).map(|i| (s, i)));
+                let checked = session.or_else(|| self.cookie.take()).map(|s| {
+                    self.shared
+                        .auth
+                        .check_session(s.expose(), t)
+                        .map(|i| (s, i))
+                });
+                let info = match checked {
+                    Some(Ok((s, Some(i)))) => Some((s, i)),
+                    None | Some(Ok((_, None))) => None,
+                    // Redis does not answer: not "unauthenticated" (the
+                    // client would send the user to log in); retry later.
+                    Some(Err(_)) => return self.unavailable(socket, None).await,
+                };
                 let Some((token, info)) = info else {
                     tracing::debug!(conn = self.id.0, "clinician hello without a valid session");
                     let text = "a valid session token from /api/login is required";
@@ -342,10 +355,24 @@ impl Conn {
         Flow::Continue
     }
 
+    /// The session store (Redis) failed during a session check: a
+    /// retryable `shutting_down` error ("reconnect later"), then close.
+    async fn unavailable<S: Socket>(&mut self, socket: &mut S, request: Option<u64>) -> Flow {
+        tracing::warn!(
+            conn = self.id.0,
+            "session check failed: session store unavailable"
+        );
+        let text = "the session store does not answer; reconnect in a few seconds";
+        let _ = self
+            .reply(socket, ErrorCode::ShuttingDown, text, request)
+            .await;
+        Flow::Close
+    }
+
     /// Sends an `error` on this connection only.
-    async fn reply(
+    async fn reply<S: Socket>(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut S,
         code: ErrorCode,
         message: &str,
         request: Option<protocol::client::RequestId>,

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::HeaderMap;
@@ -36,6 +37,9 @@ use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::calls::CallSummary;
 use crate::clock::Clock;
+use crate::cluster::PipeKind;
+use crate::cluster::pipe::Pipes;
+use crate::cluster::socket::PipedSocket;
 use crate::lobby::{ConnId, Lobby, LobbyStats};
 use driver::Command;
 
@@ -183,9 +187,12 @@ impl Shared {
 }
 
 /// `GET /ws`: upgrades and runs the connection; 403 if the `Origin` is not
-/// allowed ([`origin`]).
+/// allowed ([`origin`]). On a node that does not own the lobby (with
+/// [`Pipes`] as an extension), the socket is piped to the owner instead,
+/// which runs the same connection logic ([`serve_piped`]).
 pub async fn handler(
     State(shared): State<Arc<Shared>>,
+    pipes: Option<Extension<Arc<Pipes>>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -195,26 +202,61 @@ pub async fn handler(
     }
     let cap = shared.settings.hard_frame_cap();
     let cookie = cookie_session(&headers);
-    upgrade
+    let upgrade = upgrade
         .max_message_size(cap)
         .max_frame_size(cap)
         // The socket library's default read buffer (128 KiB, allocated up
         // front) was ~90% of the memory of a waiting patient; it grows on
         // demand for larger frames. Messages are flushed one by one anyway.
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| {
-            let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
-            // Every line the connection logs carries `conn` (and `role` once
-            // `hello` succeeded): see docs/operations.md "Logs".
-            let span = tracing::info_span!("ws", conn = id.0, role = tracing::field::Empty);
+        .write_buffer_size(0);
+    if let Some(Extension(pipes)) = pipes
+        && pipes.should_pipe()
+    {
+        return upgrade.on_upgrade(move |socket| {
+            let span = tracing::info_span!("ws_pipe");
             async move {
                 let alive = shared.alive.clone();
-                conn::run(socket, shared, id, cookie).await;
+                pipes.run_front(socket, PipeKind::Client, cookie).await;
                 drop(alive);
             }
             .instrument(span)
-        })
+        });
+    }
+    upgrade.on_upgrade(move |socket| {
+        let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+        // Every line the connection logs carries `conn` (and `role` once
+        // `hello` succeeded): see docs/operations.md "Logs".
+        let span = tracing::info_span!("ws", conn = id.0, role = tracing::field::Empty);
+        async move {
+            let alive = shared.alive.clone();
+            conn::run(socket, shared, id, cookie).await;
+            drop(alive);
+        }
+        .instrument(span)
+    })
+}
+
+/// A client connection that a front-end node pipes to this node (the lobby
+/// owner): the same logic as [`handler`]'s, on the piped socket.
+pub fn serve_piped(
+    shared: Arc<Shared>,
+    socket: PipedSocket,
+    cookie: Option<Sensitive<String>>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let id = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    let span = tracing::info_span!(
+        "ws",
+        conn = id.0,
+        role = tracing::field::Empty,
+        piped = true
+    );
+    async move {
+        let alive = shared.alive.clone();
+        conn::run(socket, shared, id, cookie).await;
+        drop(alive);
+    }
+    .instrument(span)
 }
 
 /// The session cookie of a same-origin upgrade request, for a clinician
