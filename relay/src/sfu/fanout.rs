@@ -167,7 +167,9 @@ impl Sfu {
         if t.select.target.is_none() {
             return t.select.quality != Quality::Off;
         }
-        if sh.video && !t.stale && queue_behind(&mut sub.rtc, ssrc_out, self.now) {
+        // Without BWE str0m has no pacer queue (every written packet leaves
+        // at the next drain), so only a BWE subscriber can fall behind.
+        if sh.video && sub.bwe && !t.stale && queue_behind(&mut sub.rtc, ssrc_out, self.now) {
             // The subscriber's queue is behind: stop adding video until the
             // next keyframe (forwarding resumes there as after a layer
             // switch, sequence numbers continuous) and ask for one.
