@@ -2,7 +2,7 @@
 //! video + Opus-shaped audio) to N in-memory subscribers on virtual time.
 //!
 //! ```text
-//! cargo run --release -p relay --example fanout_cpu -- [--no-bwe | --bwe-always] [--one-by-one] [--worst] [--secs S] [N ...]
+//! cargo run --release -p relay --example fanout_cpu -- [--no-bwe | --bwe-always] [--one-by-one | --paced] [--worst] [--secs S] [N ...]
 //! ```
 //!
 //! `--worst` lists the 15 frames with the worst latency, with the relay's
@@ -15,9 +15,8 @@
 //! behaviour before the policy); `--no-bwe` turns BWE off in the config.
 //!
 //! Only the SFU's own work is timed (thread CPU time from
-//! `/proc/thread-self/schedstat`, which the kernel updates at scheduler
-//! ticks, so it is exact only summed over many calls; and wall time around
-//! every SFU call). The simulated clients run in the same thread but outside
+//! `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, and wall time, around every
+//! SFU call). The simulated clients run in the same thread but outside
 //! the meter.
 //!
 //! Latency, per publisher datagram (so per copy: the SFU hands out a
@@ -30,7 +29,21 @@
 //!   whole batch;
 //! - `--one-by-one`: every datagram is handed in and polled out on its own
 //!   (a publisher that paces its packets, a relay that keeps up): no waiting
-//!   behind other packets, but no batching either.
+//!   behind other packets, but no batching either;
+//! - `--paced`: the publisher's datagrams arrive one at a time, [`PACE_GAP`]
+//!   apart in virtual time (a browser's pacer sends a frame's packets at
+//!   about 2.5× the media rate); the relay reads them as a driver would:
+//!   when it is free (on the "queued" model below), everything that has
+//!   arrived, as one batch. A relay that keeps up handles each datagram on
+//!   its own; one that falls behind batches more.
+//!
+//! "queued" latency, per copy: the same hand-out, on a model of a relay
+//! whose one core runs in real time: every SFU call starts at its virtual
+//! instant or when the previous call ended, whichever is later, and takes
+//! the wall time it took here. It adds what the plain per-copy figure
+//! leaves out: waiting for earlier work still in progress (a core that
+//! cannot keep up shows a queue that grows), and in `--one-by-one` mode the
+//! wait behind the earlier datagrams of the same batch.
 //!
 //! With BWE (`--bwe-always`) str0m's pacer spreads each subscriber's copies
 //! over time: that delay is measured separately, per copy, on virtual time
@@ -42,6 +55,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
+use nix::time::{ClockId, clock_gettime};
 use relay::sfu::BwePolicy;
 use relay::sfu::testing::{Harness, Meter, Publish, video_tag};
 use str0m::media::MediaKind;
@@ -50,17 +64,20 @@ use str0m::media::MediaKind;
 const PACKETS_PER_FRAME: usize = 6;
 const PACKET_BYTES: usize = 1050;
 
+/// `--paced`: gap between the publisher's datagrams, the time a 1050-byte
+/// packet takes at 2.5 × 2.5 Mbit/s (a frame's 7 datagrams span 8 ms).
+const PACE_GAP: Duration = Duration::from_micros(1344);
+
 /// Frames sent before measuring (4 s): past the first 3 s, in which every
 /// subscriber's str0m RTX cache (3 s of sent packets) grows by doubling, all
 /// subscribers at once here, which costs bursts of page faults (tens of ms at
 /// 200 subscribers). Measured is the steady state after it.
 const WARMUP_FRAMES: usize = 200;
 
+/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`: exact at every read,
+/// unlike `/proc/thread-self/schedstat`, which moves at scheduler ticks).
 fn thread_cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_nanos)
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }
 
 fn minflt() -> u64 {
@@ -140,7 +157,14 @@ enum Bwe {
     Always,
 }
 
-fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool, show_worst: bool) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    Batched,
+    OneByOne,
+    Paced,
+}
+
+fn run(subscribers: usize, secs: u64, bwe: Bwe, arrival: Arrival, show_worst: bool) {
     let setup = Instant::now();
     let mut h = Harness::with_config(Instant::now(), |c| {
         c.bwe_initial_bps = (bwe != Bwe::Off).then_some(5_000_000);
@@ -169,6 +193,10 @@ fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool, show_worst: bo
         Duration::from_secs(60),
     );
     assert!(wired, "subscribers connected");
+    if arrival == Arrival::Paced {
+        let addr = h.peer(publisher).addr;
+        h.set_pacing(addr, PACE_GAP);
+    }
     let mut frame = 0;
     for _ in 0..WARMUP_FRAMES {
         send(&mut h, publisher, frame, &mut sent);
@@ -180,7 +208,7 @@ fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool, show_worst: bo
     let received_before: Vec<usize> = subs.iter().map(|&s| h.peer(s).received.len()).collect();
     let before = h.sfu.stats();
     h.meter = Some(Meter::new(thread_cpu, wall, Some(h.peer(publisher).addr)));
-    h.one_by_one = one_by_one;
+    h.one_by_one = arrival == Arrival::OneByOne;
     let frames = secs * 50;
     let mut worst = Vec::new();
     for i in 0..frames {
@@ -236,11 +264,13 @@ fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool, show_worst: bo
     latency.sort_unstable();
     let mut copies = meter.copy_latency.clone();
     copies.sort_unstable();
+    let mut queued = meter.queued_latency.clone();
+    queued.sort_unstable();
     let mut pacing = pacing_delays(&h, &subs, &received_before, &sent);
     pacing.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "{subscribers:>4} subs | bwe {:>6} | {:>7} fwd | cpu {:>5.2} µs/pkt (wall {:>5.2}) | relay cpu {:>6.1} ms per media-s | {} latency per pkt p50 {:>5.0} µs p99 {:>5.0} µs max {:>5.0} µs, per copy p50 {:>5.0} µs p99 {:>5.0} µs | pacing p50 {:>5.0} µs p99 {:>5.0} µs max {:>6.0} µs | delivered {:.4} of {expected} | out datagrams {} | setup {:.1}s ({video_subs} video subs)",
+        "{subscribers:>4} subs | bwe {:>6} | {:>7} fwd | cpu {:>5.2} µs/pkt (wall {:>5.2}) | relay cpu {:>6.1} ms per media-s | {} latency per pkt p50 {:>5.0} µs p99 {:>5.0} µs max {:>5.0} µs, per copy p50 {:>5.0} µs p99 {:>5.0} µs, queued p50 {:>5.0} µs p99 {:>5.0} µs max {:>6.0} µs | pacing p50 {:>5.0} µs p99 {:>5.0} µs max {:>6.0} µs | delivered {:.4} of {expected} | out datagrams {} | setup {:.1}s ({video_subs} video subs)",
         match bwe {
             Bwe::Off => "off",
             Bwe::Policy => "policy",
@@ -250,12 +280,19 @@ fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool, show_worst: bo
         us(meter.total_cpu) / forwarded.max(1) as f64,
         us(meter.total_wall) / forwarded.max(1) as f64,
         meter.total_cpu.as_secs_f64() * 1e3 / secs as f64,
-        if one_by_one { "one-by-one" } else { "batched" },
+        match arrival {
+            Arrival::Batched => "batched",
+            Arrival::OneByOne => "one-by-one",
+            Arrival::Paced => "paced",
+        },
         us(percentile(&latency, 0.5)),
         us(percentile(&latency, 0.99)),
         us(percentile(&latency, 1.0)),
         us(percentile(&copies, 0.5)),
         us(percentile(&copies, 0.99)),
+        us(percentile(&queued, 0.5)),
+        us(percentile(&queued, 0.99)),
+        us(percentile(&queued, 1.0)),
         us(percentile(&pacing, 0.5)),
         us(percentile(&pacing, 0.99)),
         us(percentile(&pacing, 1.0)),
@@ -267,7 +304,7 @@ fn run(subscribers: usize, secs: u64, bwe: Bwe, one_by_one: bool, show_worst: bo
 
 fn main() {
     let mut bwe = Bwe::Policy;
-    let mut one_by_one = false;
+    let mut arrival = Arrival::Batched;
     let mut show_worst = false;
     let mut secs = 5;
     let mut counts = Vec::new();
@@ -276,7 +313,8 @@ fn main() {
         match a.as_str() {
             "--no-bwe" => bwe = Bwe::Off,
             "--bwe-always" => bwe = Bwe::Always,
-            "--one-by-one" => one_by_one = true,
+            "--one-by-one" => arrival = Arrival::OneByOne,
+            "--paced" => arrival = Arrival::Paced,
             "--worst" => show_worst = true,
             "--secs" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
             n => counts.extend(n.parse::<usize>().ok()),
@@ -288,6 +326,6 @@ fn main() {
         counts = vec![50, 200, 500];
     }
     for n in counts {
-        run(n, secs, bwe, one_by_one, show_worst);
+        run(n, secs, bwe, arrival, show_worst);
     }
 }

@@ -15,6 +15,7 @@
 
 mod join;
 mod meter;
+mod pace;
 mod peer;
 mod whep;
 
@@ -76,6 +77,7 @@ pub struct Harness {
     /// driver whose every receive returns one datagram), instead of in
     /// batches of everything that arrived at the same instant.
     pub one_by_one: bool,
+    pace: Option<pace::Pacing>,
     by_addr: HashMap<SocketAddr, usize>,
     in_flight: VecDeque<Datagram>,
     drop: Option<DropFilter>,
@@ -119,6 +121,7 @@ impl Harness {
             dropped: 0,
             meter: None,
             one_by_one: false,
+            pace: None,
             by_addr: HashMap::new(),
             in_flight: VecDeque::new(),
             drop: None,
@@ -196,6 +199,7 @@ impl Harness {
     /// Delivers everything in flight, then advances to the next timeout
     /// (at most `until`, at most 10 ms).
     pub fn step(&mut self, until: Instant) {
+        self.release_paced();
         for _ in 0..1000 {
             self.pump();
             if self.in_flight.is_empty() {
@@ -206,7 +210,8 @@ impl Harness {
             let (to_sfu, to_peers): (Vec<Datagram>, Vec<Datagram>) = batch
                 .into_iter()
                 .partition(|d| d.destination == self.sfu_addr);
-            self.deliver_to_sfu(&to_sfu);
+            let to_sfu = self.hold_paced(to_sfu);
+            self.deliver_to_sfu(&to_sfu, &[]);
             for d in &to_peers {
                 self.deliver(d);
             }
@@ -214,6 +219,9 @@ impl Harness {
         let mut next = self.sfu_timeout();
         for p in &self.peers {
             next = next.min(p.timeout);
+        }
+        if let Some(t) = self.next_paced() {
+            next = next.min(t);
         }
         let next = next
             .min(until)
@@ -226,7 +234,7 @@ impl Harness {
     pub fn advance_to(&mut self, t: Instant) {
         self.now = self.now.max(t);
         let now = self.now;
-        let t0 = self.meter.as_ref().map(Meter::start);
+        let t0 = self.meter_begin();
         self.sfu.handle_timeout(now);
         self.add_meter(t0);
         for p in &mut self.peers {
@@ -238,7 +246,7 @@ impl Harness {
     }
 
     fn sfu_timeout(&mut self) -> Instant {
-        let t0 = self.meter.as_ref().map(Meter::start);
+        let t0 = self.meter_begin();
         loop {
             match self.sfu.poll_output() {
                 Output::Timeout(t) => {
@@ -251,6 +259,12 @@ impl Harness {
                 other => self.on_sfu_output(other),
             }
         }
+    }
+
+    /// Starts metering an SFU call made now.
+    fn meter_begin(&mut self) -> Option<(Duration, Duration)> {
+        let now = self.now;
+        self.meter.as_mut().map(|m| m.begin(now))
     }
 
     fn add_meter(&mut self, start: Option<(Duration, Duration)>) {
@@ -345,10 +359,12 @@ impl Harness {
     /// Hands datagrams to the SFU: all of them, then the SFU is polled by
     /// the next pump; or, if `one_by_one`, polling after each. Metered when
     /// a meter is set.
-    fn deliver_to_sfu(&mut self, batch: &[Datagram]) {
+    /// `arrivals`: each datagram's virtual arrival, for the meter (if
+    /// shorter than `batch`, the rest arrived now).
+    fn deliver_to_sfu(&mut self, batch: &[Datagram], arrivals: &[Instant]) {
         let now = self.now;
-        let mut run = self.meter.as_ref().map(Meter::start);
-        for d in batch {
+        let mut run = self.meter_begin();
+        for (i, d) in batch.iter().enumerate() {
             if let Some(f) = &mut self.drop
                 && f(d)
             {
@@ -359,14 +375,15 @@ impl Harness {
                 && m.publisher == Some(d.source)
             {
                 // Arrived with the batch, or now if one by one.
-                m.arrived(if self.one_by_one { m.now() } else { t0.1 });
+                let at = arrivals.get(i).copied().unwrap_or(now);
+                m.arrived(if self.one_by_one { m.now() } else { t0.1 }, at);
             }
             self.sfu
                 .handle_receive(now, d.source, d.destination, &d.contents);
             if self.one_by_one {
                 self.add_meter(run);
                 self.sfu_timeout();
-                run = self.meter.as_ref().map(Meter::start);
+                run = self.meter_begin();
             }
         }
         self.add_meter(run);
