@@ -8,6 +8,7 @@ mod flows;
 mod invites;
 mod isolation;
 mod persist;
+mod persist_redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -363,3 +363,7 @@ fn drain(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

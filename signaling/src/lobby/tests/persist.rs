@@ -12,7 +12,7 @@ use protocol::client::{
 use protocol::{ClinicianId, ParticipantId, Sensitive, TenantId};
 
 use super::calls::ready;
-use super::{Harness, admit, error_code, is_ok, last_status, rid};
+use super::{Harness, admit, error_code, is_ok, join_msg, last_status, rid};
 use crate::calls::CallRelays as _;
 use crate::calls::fake::{FakeRelays, node};
 use crate::lobby::persist::{self, StoredSeat};
@@ -118,8 +118,8 @@ fn the_store_follows_the_lobby_through_every_seat_change() {
         request: None,
     };
     assert!(is_ok(&h.send(doc, back)));
-    assert_eq!(store.queue(&t("a"), &rid("a-gp")).unwrap()[0], bob);
     assert_same(&mut h, &store);
+    assert_eq!(store.queue(&t("a"), &rid("a-gp")).unwrap()[0], bob);
 
     // Admitted, handed to another clinician, then sent to another room's back.
     assert!(is_ok(&admit(&mut h, doc, &ann)));
@@ -184,8 +184,18 @@ fn a_restored_lobby_has_the_same_seats_positions_estimates_and_tokens() {
     recording(&mut a);
     let mut joined = Vec::new();
     for name in ["Ann", "Bob", "Cy"] {
-        let (c, p, token) = a.join("a-gp", name);
-        joined.push((p, token, last_status(&a.take(c))));
+        let c = a.patient();
+        let out = a.send(c, join_msg("a-gp", name, "a sore throat"));
+        let Some(S::Joined {
+            participant,
+            resume_token,
+            ..
+        }) = out.first()
+        else {
+            panic!("{out:?}")
+        };
+        let status = last_status(&out);
+        joined.push((participant.clone(), resume_token.expose().clone(), status));
         a.advance(Duration::from_secs(10));
     }
     a.join("a-hidden", "Hid");
