@@ -22,6 +22,10 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
+            // Each line names the span it was logged in and its parents
+            // (e.g. `http` with `route` and `status`), as signaling's do.
+            .with_current_span(true)
+            .with_span_list(true)
             .with_env_filter(filter)
             .init(),
     }

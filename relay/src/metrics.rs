@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
@@ -30,10 +30,43 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(node);
+        .with_state(node)
+        .layer(axum::middleware::from_fn(request_span));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Runs a request in an `http` span (`method`, `route`, then `status` and
+/// `latency_ms`) and logs one DEBUG line `request` when it is answered, as
+/// signaling does. `route` is one of the fixed routes or `(unmatched)`.
+#[allow(clippy::disallowed_methods)] // I/O side: a request's latency is wall time.
+async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument as _;
+    let path = req.uri().path();
+    let route = ["/metrics", "/healthz", "/readyz"]
+        .into_iter()
+        .find(|r| *r == path)
+        .unwrap_or("(unmatched)");
+    let span = tracing::info_span!(
+        "http",
+        method = %req.method(),
+        route,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    );
+    async move {
+        let started = std::time::Instant::now();
+        let response = next.run(req).await;
+        let span = tracing::Span::current();
+        span.record("status", response.status().as_u16());
+        let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        span.record("latency_ms", latency);
+        tracing::debug!("request");
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
