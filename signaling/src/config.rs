@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use protocol::{Region, Sensitive};
+use protocol::{NodeId, Region, Sensitive};
 
 use crate::Error;
 use crate::auth::AuthSettings;
@@ -110,6 +110,18 @@ pub struct Config {
     #[arg(long, env = "ANTEROOM_REDIS_URL", hide_env_values = true, value_name = "URL", value_parser = parse_redis_url)]
     pub redis_url: Option<Sensitive<String>>,
 
+    /// This signaling node's id among the nodes sharing one Redis (letters,
+    /// digits, `.`, `_`, `-`; unique per node). Default: `sig-` and 8
+    /// random base32 characters, new at every start ([`Config::cluster_settings`]).
+    #[arg(long, env = "ANTEROOM_NODE_ID", value_name = "ID")]
+    pub node_id: Option<NodeId>,
+
+    /// Lease of the lobby owner, in milliseconds (with `--redis-url`): the
+    /// owner renews it every third of this; when it dies another node takes
+    /// the lobby over after at most this long.
+    #[arg(long, env = "ANTEROOM_LOBBY_LEASE_MS", default_value_t = 10_000)]
+    pub lobby_lease_ms: u64,
+
     /// TLS (HTTPS/WSS) flags: see [`crate::tls::TlsArgs`].
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
@@ -135,6 +147,22 @@ pub struct Config {
 
 /// Shortest accepted relay secret, in bytes.
 pub const MIN_RELAY_SECRET_LEN: usize = 16;
+
+/// Shortest and longest accepted `--lobby-lease-ms`.
+pub const LOBBY_LEASE_MS: std::ops::RangeInclusive<u64> = 300..=600_000;
+
+/// `sig-` and 8 random base32 characters (RFC 4648 alphabet, lower case).
+pub fn random_node_id() -> NodeId {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let bits: u64 = rand::random();
+    let tail: String = (0..8)
+        .map(|i| {
+            let idx = usize::try_from((bits >> (i * 5)) & 31).unwrap_or(0);
+            ALPHABET.get(idx).map_or('a', |&b| char::from(b))
+        })
+        .collect();
+    NodeId::new(format!("sig-{tail}")).unwrap_or_else(|_| NodeId::random())
+}
 
 #[allow(clippy::unnecessary_wraps)] // clap's value_parser signature
 fn parse_secret(s: &str) -> Result<Sensitive<String>, String> {
@@ -202,6 +230,9 @@ impl Config {
         if let Some(url) = &self.redis_url {
             crate::store::parse_url(url.expose())?;
         }
+        if !LOBBY_LEASE_MS.contains(&self.lobby_lease_ms) {
+            return bad("--lobby-lease-ms (ANTEROOM_LOBBY_LEASE_MS) must be 300..=600000");
+        }
         self.tls.validate(self.dev)?;
         self.timeouts.validate()?;
         Ok(())
@@ -237,6 +268,20 @@ impl Config {
         }
     }
 
+    /// The lobby owner's lease.
+    pub fn lobby_lease(&self) -> Duration {
+        Duration::from_millis(self.lobby_lease_ms)
+    }
+
+    /// This node's id and lease: `--node-id`, or a fresh random one (each
+    /// call makes another: call it once per node).
+    pub fn cluster_settings(&self) -> crate::cluster::ClusterSettings {
+        crate::cluster::ClusterSettings {
+            node: self.node_id.clone().unwrap_or_else(random_node_id),
+            lease: self.lobby_lease(),
+        }
+    }
+
     /// Connection limits.
     pub fn ws_settings(&self) -> WsSettings {
         WsSettings {
@@ -266,6 +311,26 @@ mod tests {
         assert!(c.region_order.is_empty());
         assert_eq!(c.relay_settings().heartbeat, Duration::from_secs(1));
         assert!(c.redis_url.is_none(), "no Redis unless asked for");
+        assert_eq!(c.lobby_lease(), Duration::from_secs(10));
+        let node = c.cluster_settings().node;
+        let id = node.as_str();
+        assert!(id.starts_with("sig-") && id.len() == 12, "{id}");
+        assert_ne!(c.cluster_settings().node, node, "a fresh id per node");
+    }
+
+    #[test]
+    fn cluster_flags_parse() {
+        let c = Config::parse_args([
+            "signaling",
+            "--dev",
+            "--node-id",
+            "sig-a",
+            "--lobby-lease-ms",
+            "1500",
+        ])
+        .unwrap();
+        assert_eq!(c.cluster_settings().node.as_str(), "sig-a");
+        assert_eq!(c.lobby_lease(), Duration::from_millis(1500));
     }
 
     #[test]
@@ -331,6 +396,10 @@ mod tests {
             &["signaling", "--dev", "--heartbeat-ms", "10"],
             &["signaling", "--dev", "--redis-url", "http://127.0.0.1:6379"],
             &["signaling", "--dev", "--redis-url", "not a url"],
+            &["signaling", "--dev", "--node-id", "sig a"],
+            &["signaling", "--dev", "--node-id", ""],
+            &["signaling", "--dev", "--lobby-lease-ms", "100"],
+            &["signaling", "--dev", "--lobby-lease-ms", "999999999"],
         ] {
             assert!(Config::parse_args(args).is_err(), "{args:?}");
         }

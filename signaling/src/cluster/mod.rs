@@ -18,5 +18,28 @@ mod pipe_service;
 mod pipe_tests;
 pub mod socket;
 
+use std::time::Duration;
+
+use protocol::NodeId;
+
 pub use mailbox::{Mailbox, NodeMessage, PipeKind};
 pub use owner::Ownership;
+
+/// This node's place in a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// This node's id (`--node-id`; the mailbox channel is `P:node:<id>`).
+    pub node: NodeId,
+    /// The lobby lease (`--lobby-lease-ms`), renewed every third of it.
+    pub lease: Duration,
+}
+
+impl Default for ClusterSettings {
+    /// A random id and the default 10 s lease.
+    fn default() -> Self {
+        Self {
+            node: crate::config::random_node_id(),
+            lease: Duration::from_secs(10),
+        }
+    }
+}

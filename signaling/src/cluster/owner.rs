@@ -203,6 +203,14 @@ impl LeaseLoop {
     }
 }
 
+impl LeaseLoop {
+    /// Stops the loop without giving the lease up, as a crashed node would
+    /// (tests): the lease lapses after its TTL.
+    pub fn abandon(self) {
+        self.task.abort();
+    }
+}
+
 /// Starts the lease loop of `node` on `leases` (a lease of `ttl`, renewed
 /// every TTL/3) with time from `clock`. The first round has run when this
 /// returns, so [`Ownership`] already says whether this node owns the lobby.
