@@ -140,10 +140,10 @@ pub async fn serve(
     limits: ListenLimits,
     graceful: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = with_request_timeout(
+    let app = crate::logging::with_request_span(with_request_timeout(
         crate::tls::with_hsts(app, tls.as_ref()),
         limits.request_timeout,
-    );
+    ));
     // `stop_rx` is dropped when shutdown starts: connections see
     // `stop.closed()`. Every connection task holds a `done_rx` clone.
     let (stop, stop_rx) = watch::channel(());
