@@ -39,8 +39,9 @@ pub const MAX_PATIENTS: u32 = 60_000;
 /// One lobby run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LobbyConfig {
-    /// Signaling's WebSocket URL (`ws://127.0.0.1:8080/ws`).
-    pub url: String,
+    /// Signaling's WebSocket URLs (`ws://127.0.0.1:8080/ws`): one node, or several
+    /// sharing Redis (users are spread over them round-robin).
+    pub urls: Vec<String>,
     /// The waiting room.
     pub room: String,
     /// Patients seated by the fill.
@@ -64,8 +65,8 @@ pub struct LobbyConfig {
     /// Clinician password (never serialised).
     #[serde(skip)]
     pub password: Option<String>,
-    /// Signaling's pid (memory and CPU).
-    pub pid: Option<u32>,
+    /// Signaling's pids (memory and CPU, summed over the nodes).
+    pub pids: Vec<u32>,
 }
 
 impl LobbyConfig {
@@ -88,7 +89,14 @@ impl LobbyConfig {
                     .into(),
             ));
         }
-        http_addr(&self.url)
+        for url in &self.urls {
+            http_addr(url)?;
+        }
+        http_addr(
+            self.urls
+                .first()
+                .ok_or_else(|| Error::Config("no signaling URL".into()))?,
+        )
     }
 }
 
@@ -114,6 +122,33 @@ fn http_addr(url: &str) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// The summed memory of `pids` (`None` if there are none or one is unreadable).
+fn memory_of_all(pids: &[u32]) -> Option<crate::relayctl::Memory> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| memory_of(&p.to_string())).try_fold(
+        crate::relayctl::Memory::default(),
+        |sum, m| {
+            let m = m?;
+            Some(crate::relayctl::Memory {
+                rss_kib: sum.rss_kib + m.rss_kib,
+                peak_kib: sum.peak_kib + m.peak_kib,
+            })
+        },
+    )
+}
+
+/// The summed CPU time of `pids` (`None` if there are none or one is unreadable).
+fn cpu_of_all(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter()
+        .map(|&p| cpu_time_of_pid(p))
+        .try_fold(Duration::ZERO, |sum, d| Some(sum + d?))
+}
+
 /// Answers to the room's intake questions (read with `get_room`).
 async fn intake_of(url: &str, room: &RoomId) -> Result<IntakeAnswers> {
     let mut conn = Conn::open(url, Role::Patient, None).await?;
@@ -137,16 +172,17 @@ pub async fn run(config: &LobbyConfig, progress: bool) -> Result<LobbyReport> {
     let addr = config.validate()?;
     let room =
         RoomId::new(config.room.clone()).map_err(|e| Error::Config(format!("room id: {e}")))?;
-    let intake = intake_of(&config.url, &room).await?;
+    let first = config.urls.first().cloned().unwrap_or_default();
+    let intake = intake_of(&first, &room).await?;
     let session: Option<Arc<str>> = match (&config.username, &config.password) {
         (Some(u), Some(p)) if config.clinicians > 0 => Some(login(addr, u, p).await?.into()),
         _ => None,
     };
     let (stop_tx, stop) = watch::channel(false);
-    let sh = Arc::new(Shared::new(config.url.clone(), room, intake, stop));
+    let sh = Arc::new(Shared::new(config.urls.clone(), room, intake, stop));
     let cpu0 = process_cpu_time();
-    let sig_cpu0 = config.pid.and_then(cpu_time_of_pid);
-    let rss_before = config.pid.and_then(|p| memory_of(&p.to_string()));
+    let sig_cpu0 = cpu_of_all(&config.pids);
+    let rss_before = memory_of_all(&config.pids);
 
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -178,7 +214,7 @@ pub async fn run(config: &LobbyConfig, progress: bool) -> Result<LobbyReport> {
     let filled = sh.counters.joined.load(Relaxed);
     // Let signaling's outbound queues settle before reading its memory.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_full = config.pid.and_then(|p| memory_of(&p.to_string()));
+    let rss_full = memory_of_all(&config.pids);
 
     let churn_start = Instant::now();
     if let Some(session) = &session {
@@ -190,6 +226,7 @@ pub async fn run(config: &LobbyConfig, progress: bool) -> Result<LobbyReport> {
                 interval,
                 first,
                 call: config.call,
+                index: u64::from(k),
             };
             tasks.push(tokio::spawn(users::clinician(
                 Arc::clone(&sh),
@@ -224,8 +261,8 @@ pub async fn run(config: &LobbyConfig, progress: bool) -> Result<LobbyReport> {
     }
     tokio::time::sleep_until(end.into()).await;
     let churn_s = churn_start.elapsed().as_secs_f64();
-    let rss_end = config.pid.and_then(|p| memory_of(&p.to_string()));
-    let sig_cpu = match (sig_cpu0, config.pid.and_then(cpu_time_of_pid)) {
+    let rss_end = memory_of_all(&config.pids);
+    let sig_cpu = match (sig_cpu0, cpu_of_all(&config.pids)) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };

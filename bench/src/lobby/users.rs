@@ -51,8 +51,8 @@ pub struct Counters {
 /// What every user task shares.
 #[derive(Debug)]
 pub struct Shared {
-    /// Signaling's WebSocket URL.
-    pub url: String,
+    /// Signaling's WebSocket URLs (users are spread over them round-robin).
+    pub urls: Vec<String>,
     /// The waiting room.
     pub room: RoomId,
     /// Answers to its intake questions.
@@ -78,13 +78,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Shared state for users of `room` at `url`.
     pub fn new(
-        url: String,
+        urls: Vec<String>,
         room: RoomId,
         intake: IntakeAnswers,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Shared {
-            url,
+            urls,
             room,
             intake,
             waiting: Mutex::default(),
@@ -95,6 +95,15 @@ impl Shared {
             admitting: AtomicBool::new(false),
             stop,
         }
+    }
+
+    /// The URL user number `i` connects to.
+    pub fn url(&self, i: u64) -> &str {
+        let n = self.urls.len().max(1) as u64;
+        usize::try_from(i % n)
+            .ok()
+            .and_then(|k| self.urls.get(k))
+            .map_or("", String::as_str)
     }
 
     /// The latency histograms.
@@ -119,7 +128,7 @@ pub async fn patient(sh: Arc<Shared>, i: u64) {
 
 async fn run_patient(sh: &Shared, i: u64) -> Result<()> {
     let t0 = Instant::now();
-    let mut conn = Conn::open(&sh.url, Role::Patient, None).await?;
+    let mut conn = Conn::open(sh.url(i), Role::Patient, None).await?;
     conn.send(&ClientToSignaling::Join {
         room: sh.room.clone(),
         display_name: Sensitive::new(format!("Bench patient {i}")),
@@ -202,6 +211,8 @@ pub struct ClinicianPlan {
     pub first: Instant,
     /// How long each consultation lasts before the clinician ends it.
     pub call: Duration,
+    /// The clinician's number (which URL it connects to: see [`Shared::url`]).
+    pub index: u64,
 }
 
 enum State {
@@ -230,7 +241,7 @@ pub async fn clinician(sh: Arc<Shared>, session: Arc<str>, plan: ClinicianPlan) 
 }
 
 async fn run_clinician(sh: &Shared, session: &str, plan: ClinicianPlan) -> Result<()> {
-    let mut conn = Conn::open(&sh.url, Role::Clinician, Some(session)).await?;
+    let mut conn = Conn::open(sh.url(plan.index), Role::Clinician, Some(session)).await?;
     conn.send(&ClientToSignaling::Subscribe { request: Some(0) })
         .await?;
     let mut tick = tokio::time::interval_at(plan.first.into(), plan.interval);

@@ -39,9 +39,15 @@ pub struct LobbyArgs {
     /// Clinician password (`signaling --dev` prints the demo one).
     #[arg(long, env = "BENCH_CLINICIAN_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    /// Signaling's pid: its memory and CPU are read from /proc.
-    #[arg(long)]
-    pub pid: Option<u32>,
+    /// Signaling's pid (or several, comma-separated, one per node): memory and CPU are
+    /// read from /proc and summed.
+    #[arg(long, value_delimiter = ',')]
+    pub pid: Vec<u32>,
+    /// Several signaling nodes' client WebSocket URLs, comma-separated: patient i
+    /// connects to URL i mod n, clinician k to URL k mod n (all log in through the
+    /// first). Default: `--target` alone.
+    #[arg(long, value_delimiter = ',', value_name = "URLS")]
+    pub signaling: Vec<String>,
     #[command(flatten)]
     pub remote: Remote,
     #[command(flatten)]
@@ -52,7 +58,7 @@ impl LobbyArgs {
     /// The run these flags describe (`--duration` is the churn phase).
     pub fn config(&self) -> LobbyConfig {
         LobbyConfig {
-            url: self.remote.target.clone(),
+            urls: self.urls(),
             room: self.room.clone(),
             patients: self.patients,
             fill_rate: self.fill_rate,
@@ -63,16 +69,27 @@ impl LobbyArgs {
             duration: self.common.duration,
             username: Some(self.username.clone()),
             password: self.password.clone(),
-            pid: self.pid,
+            pids: self.pid.clone(),
+        }
+    }
+
+    /// `--signaling`, or `--target` alone.
+    pub fn urls(&self) -> Vec<String> {
+        if self.signaling.is_empty() {
+            vec![self.remote.target.clone()]
+        } else {
+            self.signaling.clone()
         }
     }
 }
 
 /// Runs `bench lobby`; prints the table, writes `--json`.
 pub async fn run(args: &LobbyArgs) -> ExitCode {
-    if let Err(e) = check_target(&args.remote.target, args.remote.allow_remote) {
-        eprintln!("bench lobby: {e}");
-        return ExitCode::from(2);
+    for url in args.urls() {
+        if let Err(e) = check_target(&url, args.remote.allow_remote) {
+            eprintln!("bench lobby: {e}");
+            return ExitCode::from(2);
+        }
     }
     if args.common.svg.is_some() {
         eprintln!("bench lobby: --svg is not supported by this scenario (JSON and table only)");

@@ -31,7 +31,6 @@ mod nodes;
 
 use logs::addr_field;
 pub use logs::{field_is, wait_fields, wait_fields_any, wait_message};
-pub use nodes::OWNER_GAUGE;
 use nodes::{NodeArgs, SignalingNode};
 
 /// The secret signaling and the relays share (grants, registration).
@@ -436,15 +435,15 @@ impl TestCluster {
         (0..self.nodes.len()).map(|i| self.ws_url_of(i)).collect()
     }
 
-    /// Awaits the moment exactly one live node owns the lobby (`/metrics` gauge
-    /// [`OWNER_GAUGE`] = 1); returns its index.
+    /// Awaits the moment exactly one live node owns the lobby (by the nodes' logs:
+    /// `lobby lease taken…` not followed by `lobby lease lost…`); returns its index.
     pub async fn lobby_owner(&self, timeout: Duration) -> Result<usize> {
-        nodes::wait_owner(&self.nodes, timeout).await
+        nodes::wait_owner(&self.nodes, None, timeout).await
     }
 
     /// Awaits a lobby owner other than node `not` (a takeover); returns its index.
     pub async fn new_lobby_owner(&self, not: usize, timeout: Duration) -> Result<usize> {
-        nodes::wait_new_owner(&self.nodes, not, timeout).await
+        nodes::wait_owner(&self.nodes, Some(not), timeout).await
     }
 
     /// Kills signaling node `i` with SIGKILL (no goodbye: its lease simply expires)

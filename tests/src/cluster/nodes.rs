@@ -1,21 +1,24 @@
 //! The signaling nodes of a [`super::TestCluster`]: one (as always), or several sharing
 //! a private Redis (`--redis-url`, distinct `--node-id`s, a short `--lobby-lease-ms`),
 //! and which of them owns the lobby (the holder of the `lobby` lease: every other node
-//! is a front end piping its sockets to it; see docs/operations.md, "Scaling out").
+//! is a front end piping its sockets to it; see docs/operations.md, "Scaling out"), as
+//! each node's log tells it (`lobby lease taken…`, `lobby lease lost…`).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 
 use super::logs::{addr_field, wait_message};
 use super::{START_TIMEOUT, base_command};
-use crate::http;
 use crate::process::{Process, binary};
 
-/// The `/metrics` gauge a node sets to 1 while it holds the lobby lease.
-pub const OWNER_GAUGE: &str = "anteroom_lobby_owner";
+/// Log messages (prefixes) by which a node says it took the lobby lease (or started
+/// a new term of it): from then on it runs the lobby.
+const TOOK: [&str; 2] = ["lobby lease taken", "lobby lease: fencing token changed"];
+/// Log messages (prefixes) by which a node says it no longer holds the lease.
+const GAVE_UP: [&str; 2] = ["lobby lease lost", "lobby lease released"];
 
 /// How a node is started (shared by all nodes of a cluster).
 #[derive(Debug, Clone)]
@@ -78,18 +81,24 @@ impl SignalingNode {
         })
     }
 
-    /// Whether this node says (on `/metrics`) that it owns the lobby now.
-    pub(super) async fn is_owner(&self) -> bool {
+    /// Whether this node's latest lease event in its log says it owns the lobby.
+    pub(super) fn is_owner(&self) -> bool {
         if !self.alive {
             return false;
         }
-        let Ok(reply) = http::get(self.http, "/metrics").await else {
-            return false;
-        };
-        reply.body.lines().any(|l| {
-            l.split_once(' ')
-                .is_some_and(|(k, v)| k.split('{').next() == Some(OWNER_GAUGE) && v.trim() == "1")
-        })
+        // The latest of the lease lines decides: scan them all, in order.
+        let owner = std::cell::Cell::new(false);
+        let _ = self.process.find_line(0, |l| {
+            if let Some(m) = message_of(l) {
+                if TOOK.iter().any(|t| m.starts_with(t)) {
+                    owner.set(true);
+                } else if GAVE_UP.iter().any(|t| m.starts_with(t)) {
+                    owner.set(false);
+                }
+            }
+            false
+        });
+        owner.get()
     }
 
     /// Kills it (SIGKILL: no goodbye to anyone); returns the instant just before.
@@ -104,49 +113,42 @@ impl SignalingNode {
     }
 }
 
-/// Awaits the moment exactly one live node of `nodes` says it owns the lobby; returns
-/// its index. Asked every 50 ms (ownership is a state, not an event).
-pub(super) async fn wait_owner(nodes: &[SignalingNode], timeout: Duration) -> Result<usize> {
+/// The `message` of a JSON log line.
+fn message_of(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(v.get("fields")?.get("message")?.as_str()?.to_owned())
+}
+
+/// Awaits the moment exactly one live node of `nodes` (other than `not`) owns the
+/// lobby, by their logs ([`TOOK`], [`GAVE_UP`]); returns its index.
+pub(super) async fn wait_owner(
+    nodes: &[SignalingNode],
+    not: Option<usize>,
+    timeout: Duration,
+) -> Result<usize> {
+    let mut watches: Vec<_> = nodes.iter().map(|n| n.process.line_watch()).collect();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let mut owners = Vec::new();
-        for (i, node) in nodes.iter().enumerate() {
-            if node.is_owner().await {
-                owners.push(i);
-            }
-        }
-        if let [one] = owners[..] {
+        let owners: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].is_owner()).collect();
+        if let [one] = owners[..]
+            && Some(one) != not
+        {
             return Ok(one);
         }
         if tokio::time::Instant::now() >= deadline {
             let ids: Vec<&str> = owners.iter().map(|&i| nodes[i].id.as_str()).collect();
-            bail!("no single lobby owner within {timeout:?} (owners by {OWNER_GAUGE}: {ids:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Awaits a node that is the lobby owner, other than `not`; see [`wait_owner`].
-pub(super) async fn wait_new_owner(
-    nodes: &[SignalingNode],
-    not: usize,
-    timeout: Duration,
-) -> Result<usize> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let owner = wait_owner(nodes, left)
-            .await
-            .context("awaiting a new owner")?;
-        if owner != not {
-            return Ok(owner);
-        }
-        if tokio::time::Instant::now() >= deadline {
+            let other = not
+                .map(|i| format!(" other than {}", nodes[i].id))
+                .unwrap_or_default();
             bail!(
-                "node {} still owns the lobby after {timeout:?}",
-                nodes[not].id
+                "no single lobby owner{other} within {timeout:?} (owners by their logs: \
+                 {ids:?}); see the signaling logs"
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Wake on any new line of any node (or every 100 ms).
+        let any =
+            futures_util::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        let step = tokio::time::Instant::now() + Duration::from_millis(100);
+        let _ = tokio::time::timeout_at(step.min(deadline), any).await;
     }
 }
