@@ -20,14 +20,17 @@ use crate::Error;
 use crate::account_api;
 use crate::audit::Audit;
 use crate::auth::Auth;
-use crate::calls::{CallSettings, Calls};
 use crate::clock::Clock;
+use crate::cluster::owner::{self, LeaseLoop};
+use crate::cluster::pipe::Pipes;
+use crate::cluster::runner::{self, LobbyParts};
+use crate::cluster::{Mailbox, Ownership};
 use crate::config::Config;
 use crate::directory::{DemoCredentials, Directory};
-use crate::lobby::{Lobby, LobbySettings};
+use crate::lobby::LobbySettings;
 use crate::relays::{self, RelayPool};
 use crate::store::backends::Backends;
-use crate::ws::{self, LobbyHandle, Shared, WsSettings};
+use crate::ws::{self, Shared, WsSettings};
 
 /// Longest wait for open connections to finish after shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +64,8 @@ pub struct Services {
     pub listen: crate::listen::ListenLimits,
     /// Where shared state lives: memory by default, Redis with `--redis-url`.
     pub backends: Backends,
+    /// This node's id and lobby lease (used with Redis backends).
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 impl Services {
@@ -126,6 +131,7 @@ impl Services {
             metrics: config.metrics.clone(),
             listen: config.timeouts.limits(),
             backends,
+            cluster: config.cluster_settings(),
         }
     }
 }
@@ -147,10 +153,8 @@ pub async fn serve(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let calls = Calls::new(Arc::new(services.relays.clone()), CallSettings::default());
-    let lobby = Lobby::new(services.directory.clone(), services.lobby.clone()).with_calls(calls);
-    let (lobby, lobby_task) =
-        LobbyHandle::spawn(lobby, services.audit.clone(), services.clock.clone());
+    let (ownership, lease) = ownership(&services);
+    let (lobby, lobby_task) = runner::spawn(lobby_parts(&services), &ownership);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let shared = Arc::new(Shared::new(
@@ -167,6 +171,7 @@ pub async fn serve(
         services.clock.clone(),
     ));
     let relay_sweeper = services.relays.spawn_sweeper();
+    let pipes = start_pipes(&services, &ownership, &shared).await?;
     let app = Router::new()
         .route("/ws", get(ws::handler))
         .with_state(shared.clone())
@@ -197,6 +202,15 @@ pub async fn serve(
     ));
     // Last, so that it covers every route above (CSRF on cookie-authenticated /api/ writes).
     let app = crate::csrf::protect(app, services.auth.clone(), services.audit.clone());
+    // Cluster: lobby endpoints answer 503 off the owner; sockets are piped there.
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        ownership.clone(),
+        runner::owner_only,
+    ));
+    let app = match pipes {
+        Some(pipes) => app.layer(axum::Extension(pipes)),
+        None => app,
+    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "signaling listening");
     }
@@ -221,8 +235,62 @@ pub async fn serve(
     sweeper.abort();
     relay_sweeper.abort();
     lobby_task.abort();
+    if let Some(lease) = lease {
+        // After the lobby stopped: the next owner takes over at once.
+        lease.stop();
+    }
     tracing::info!("signaling stopped");
     result.map_err(Error::Io)
+}
+
+/// Who owns the lobby: this node for good on memory backends (one node,
+/// as before issue 7); with Redis, the lease loop decides.
+fn ownership(services: &Services) -> (Ownership, Option<LeaseLoop>) {
+    let node = services.cluster.node.clone();
+    if services.backends.redis.is_none() {
+        return (Ownership::single(node), None);
+    }
+    tracing::info!(node = %node, lease_ms = services.cluster.lease.as_millis(), "cluster node: following the lobby lease");
+    let (ownership, lease) = owner::spawn(
+        services.backends.leases.clone(),
+        node,
+        services.cluster.lease,
+        services.clock.clone(),
+    );
+    (ownership, Some(lease))
+}
+
+/// What each term's lobby is built from (seats in the shared store only
+/// with Redis: a single node keeps them in the lobby's memory as before).
+fn lobby_parts(services: &Services) -> LobbyParts {
+    LobbyParts {
+        directory: services.directory.clone(),
+        settings: services.lobby.clone(),
+        audit: services.audit.clone(),
+        clock: services.clock.clone(),
+        relays: services.relays.clone(),
+        seats: services
+            .backends
+            .redis
+            .as_ref()
+            .map(|_| services.backends.seats.clone()),
+    }
+}
+
+/// With Redis: this node's pipes on its mailbox (front end: sockets go to
+/// the owner; owner: piped sockets run here). `None` on memory backends.
+async fn start_pipes(
+    services: &Services,
+    ownership: &Ownership,
+    shared: &Arc<Shared>,
+) -> Result<Option<Arc<Pipes>>, Error> {
+    if services.backends.redis.is_none() {
+        return Ok(None);
+    }
+    let mailbox = Mailbox::new(services.backends.bus.clone(), ownership.node().clone());
+    let pipes = Pipes::start(mailbox, ownership, shared.shutdown.clone()).await?;
+    pipes.serve_locally(shared, &services.relays);
+    Ok(Some(pipes))
 }
 
 async fn sweep_sessions(auth: Arc<Auth>, clock: Clock) {

@@ -5,6 +5,8 @@
 //!
 //! - [`owner`]: the lease loop and [`Ownership`] (who owns the lobby now).
 //! - [`mailbox`]: [`Mailbox`] and [`NodeMessage`], messages between nodes.
+//! - [`runner`]: the lobby task of each term this node owns, behind one
+//!   stable handle, and the 503 for lobby endpoints on front ends.
 //!
 //! Without `--redis-url` the single node owns the lobby for good and none of
 //! this runs. docs/operations.md ("Scaling out") describes the design.
@@ -15,7 +17,10 @@ pub mod pipe;
 mod pipe_front;
 mod pipe_service;
 #[cfg(test)]
+mod pipe_redis_tests;
+#[cfg(test)]
 mod pipe_tests;
+pub mod runner;
 pub mod socket;
 
 use std::time::Duration;

@@ -88,6 +88,12 @@ pub struct LobbyHandle {
 }
 
 impl LobbyHandle {
+    /// A handle whose commands arrive on the returned receiver (the cluster's lobby runner).
+    pub fn channel() -> (Self, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(4096);
+        (Self { tx }, rx)
+    }
+
     /// Starts the lobby task on the current tokio runtime.
     pub fn spawn(lobby: Lobby, audit: Audit, clock: Clock) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
