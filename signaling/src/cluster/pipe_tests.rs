@@ -119,9 +119,15 @@ async fn next(browser: &mut PipeEnd) -> Result<String, u16> {
     }
 }
 
-/// A lobby and its connection state, as on one node (no relays), and the
-/// server's shutdown switch (dropping it means "shutting down").
-fn owner_shared() -> (Arc<Shared>, Arc<RelayPool>, watch::Sender<bool>) {
+/// A lobby and its connection state, as on one node (no relays); the
+/// server's shutdown switch (dropping it means "shutting down"); and the
+/// receiver that ends once `Shared` and every connection are gone.
+pub(super) fn owner_shared() -> (
+    Arc<Shared>,
+    Arc<RelayPool>,
+    watch::Sender<bool>,
+    mpsc::Receiver<()>,
+) {
     let (directory, _) = Directory::dev_demo();
     let directory = Arc::new(directory);
     let (audit, _) = Audit::memory();
@@ -129,7 +135,7 @@ fn owner_shared() -> (Arc<Shared>, Arc<RelayPool>, watch::Sender<bool>) {
     let (lobby, _) = LobbyHandle::spawn(lobby, audit.clone(), Clock::default());
     let auth = Arc::new(Auth::new(directory, audit, AuthSettings::default()));
     let (stop_tx, stop) = watch::channel(false);
-    let (alive, _) = mpsc::channel(1);
+    let (alive, gone) = mpsc::channel(1);
     let shared = Shared::new(
         lobby,
         auth,
@@ -142,13 +148,13 @@ fn owner_shared() -> (Arc<Shared>, Arc<RelayPool>, watch::Sender<bool>) {
         b"0123456789abcdef0123".to_vec(),
         Region::new("local").unwrap(),
     ));
-    (Arc::new(shared), pool, stop_tx)
+    (Arc::new(shared), pool, stop_tx, gone)
 }
 
 #[tokio::test]
 async fn a_client_frame_reaches_the_owners_conn_logic_and_the_reply_comes_back() {
     let two = two().await;
-    let (shared, pool, _running) = owner_shared();
+    let (shared, pool, _running, _gone) = owner_shared();
     two.b.serve_locally(&shared, &pool);
     assert!(two.a.should_pipe() && !two.b.should_pipe());
 
