@@ -7,9 +7,10 @@
 const Anteroom = (() => {
   const PROTOCOL_VERSION = 1;
 
-  /** Test and diagnostics hook (no secrets): the current call and the
-   *  types of the last 50 messages received. */
-  const debug = { call: null, received: [] };
+  /** Test and diagnostics hook (no secrets): the current call, the types
+   *  of the last 50 messages received and the last 20 socket closes (close
+   *  code, wait before reconnecting in ms). */
+  const debug = { call: null, received: [], closes: [] };
 
   /** The element with this id. */
   function $(id) {
@@ -60,11 +61,25 @@ const Anteroom = (() => {
     return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
   }
 
-  /** A JSON WebSocket to signaling that reconnects with backoff.
+  /** Reconnect back-off in ms: the first wait, the cap of the doubling,
+   *  and ± the fraction of jitter, so that the clients of a signaling node
+   *  that goes away (close 1012/1013) do not all come back at once. */
+  const BACKOFF = { start: 500, cap: 8000, jitter: 0.3 };
+
+  /** The wait before reconnect attempt `attempt` (0: the first after a
+   *  drop), in ms; `unit` in [0, 1) places it in the jitter range. */
+  function reconnectDelay(attempt, unit = Math.random()) {
+    const base = Math.min(BACKOFF.start * 2 ** Math.min(attempt, 16), BACKOFF.cap);
+    return Math.round(base * (1 - BACKOFF.jitter + 2 * BACKOFF.jitter * unit));
+  }
+
+  /** A JSON WebSocket to signaling that reconnects with back-off and
+   *  jitter ([`reconnectDelay`]) whatever the close code — a node going
+   *  away (1001, 1012 service restart, 1013 try again later) included —
+   *  until `stop()`. The back-off resets once a connection is welcomed.
    *  `onOpen(socket)` runs on every (re)connection and must send `hello`;
    *  `onMessage(msg)` gets every parsed message; `onDown()` when it drops.
-   *  Errors that close the connection (see docs/protocol.md) stop the
-   *  reconnecting when `shouldReconnect(msg)` returns false. */
+   *  Pages call `stop()` on errors that must not reconnect. */
   class Socket {
     constructor({ onOpen, onMessage, onDown }) {
       this.onOpen = onOpen;
@@ -72,7 +87,7 @@ const Anteroom = (() => {
       this.onDown = onDown || (() => {});
       this.ws = null;
       this.stopped = false;
-      this.delay = 500;
+      this.attempt = 0;
       this.lastSend = Date.now();
     }
 
@@ -81,7 +96,6 @@ const Anteroom = (() => {
       const ws = new WebSocket(wsUrl());
       this.ws = ws;
       ws.addEventListener('open', () => {
-        this.delay = 500;
         this.onOpen(this);
       });
       ws.addEventListener('message', (ev) => {
@@ -92,20 +106,26 @@ const Anteroom = (() => {
           return;
         }
         if (msg && typeof msg.type === 'string') {
+          // Not at `open`: a node that accepts and closes at once (1013)
+          // must not be retried every half second.
+          if (msg.type === 'welcome') this.attempt = 0;
           debug.received.push(msg.type);
           if (debug.received.length > 50) debug.received.shift();
           this.onMessage(msg);
         }
       });
-      ws.addEventListener('close', () => {
+      ws.addEventListener('close', (ev) => {
         if (this.ws !== ws) return;
         this.ws = null;
         if (this.stopped) return;
+        const wait = reconnectDelay(this.attempt);
+        this.attempt += 1;
+        debug.closes.push({ code: ev.code, wait });
+        if (debug.closes.length > 20) debug.closes.shift();
         this.onDown();
         setTimeout(() => {
           if (!this.stopped) this.connect();
-        }, this.delay);
-        this.delay = Math.min(this.delay * 2, 8000);
+        }, wait);
       });
     }
 
@@ -255,7 +275,7 @@ const Anteroom = (() => {
 
 
   return {
-    PROTOCOL_VERSION, $, el, showOnly, announce, duration, Socket, api,
-    loginError, setupLogin, logout, debug,
+    PROTOCOL_VERSION, $, el, showOnly, announce, duration, Socket, reconnectDelay,
+    api, loginError, setupLogin, logout, debug,
   };
 })();
