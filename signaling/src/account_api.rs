@@ -121,7 +121,7 @@ impl ApiState {
     fn session(&self, headers: &HeaderMap) -> Result<SessionInfo, ApiError> {
         let token = request_token(headers).ok_or_else(ApiError::unauthenticated)?;
         self.auth
-            .session(&token, Instant::now())
+            .check_session(&token, Instant::now())?
             .ok_or_else(ApiError::unauthenticated)
     }
 
@@ -197,7 +197,7 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = request_token(&headers).ok_or_else(ApiError::unauthenticated)?;
-    st.auth.logout_from(&token, Some(ip));
+    st.auth.try_logout_from(&token, Some(ip))?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&clear_cookie(st.options.secure_cookie)) {
         res.headers_mut().insert(SET_COOKIE, v);
@@ -380,11 +380,15 @@ fn set_enabled(
         ));
     }
     let info = st.directory.set_enabled(&admin.tenant, &id, enabled)?;
-    let action = if enabled {
-        AuditAction::AccountEnabled
+    // Disabled here either way; if the shared session store failed, the
+    // admin gets a 503 and retries to end the account's other sessions.
+    let (action, ended) = if enabled {
+        (AuditAction::AccountEnabled, Ok(0))
     } else {
-        st.auth.end_sessions_of(&id);
-        AuditAction::AccountDisabled
+        (
+            AuditAction::AccountDisabled,
+            st.auth.try_end_sessions_of(&id),
+        )
     };
     st.audit.record(
         AuditEvent::new(action)
@@ -393,5 +397,6 @@ fn set_enabled(
             .target_clinician(id)
             .source(ip),
     );
+    ended?;
     Ok(info)
 }

@@ -130,7 +130,11 @@ async fn check(State(st): State<CsrfState>, req: Request, next: Next) -> Respons
     if !login && cookie.is_none() {
         return next.run(req).await;
     }
-    let live = cookie.and_then(|t| st.auth.session(&t, Instant::now()).map(|i| (t, i)));
+    let live = match cookie.map(|t| st.auth.check_session(&t, Instant::now()).map(|i| (t, i))) {
+        Some(Ok((t, Some(i)))) => Some((t, i)),
+        Some(Err(e)) => return e.into_response(),
+        None | Some(Ok((_, None))) => None,
+    };
     let refusal = if !same_origin(headers) {
         Some(Refusal::CrossSite)
     } else if login {

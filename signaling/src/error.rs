@@ -22,3 +22,21 @@ pub enum Error {
     #[error("shared state (Redis): {0}")]
     Redis(String),
 }
+
+impl Error {
+    /// Whether the failure is a shared-state outage (Redis down or slow):
+    /// a request that met it may succeed if retried, so HTTP says 503.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Redis(_))
+    }
+
+    /// The HTTP status a request that met this error answers with:
+    /// 503 for a Redis outage, 500 otherwise.
+    pub fn http_status(&self) -> axum::http::StatusCode {
+        if self.is_unavailable() {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}

@@ -118,10 +118,10 @@ async fn start_embedded_relay(
     } else {
         addr.ip()
     };
-    relay_config.signaling = Some(format!(
+    relay_config.signaling = vec![format!(
         "ws://{}/control",
         SocketAddr::new(control_ip, addr.port())
-    ));
+    )];
     relay::Relay::start(relay_config)
         .await
         .context("starting the embedded relay")

@@ -114,11 +114,18 @@ impl Services {
         config: &Config,
         backends: Backends,
     ) -> Self {
-        let auth = Arc::new(Auth::new(
-            directory.clone(),
-            audit.clone(),
-            config.auth_settings(),
-        ));
+        let auth = Arc::new(
+            Auth::with_sessions(
+                directory.clone(),
+                audit.clone(),
+                config.auth_settings(),
+                backends.sessions.clone(),
+            )
+            .with_bus(backends.bus.clone(), config.cluster_settings().node),
+        );
+        if backends.redis.is_some() {
+            auth.spawn_cluster_watch();
+        }
         Self {
             directory,
             auth,

@@ -106,6 +106,27 @@ impl From<AuthError> for ApiError {
                 tracing::error!("password hashing failed");
                 Self::internal()
             }
+            AuthError::Unavailable => crate::Error::Redis(String::new()).into(),
+        }
+    }
+}
+
+/// A Redis outage is 503 `unavailable` (retry shortly); anything else 500.
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "shared state unavailable");
+            Self {
+                retry_after_secs: Some(crate::http::UNAVAILABLE_RETRY_SECS),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    crate::http::UNAVAILABLE_MESSAGE,
+                )
+            }
+        } else {
+            tracing::error!(error = %e, "request failed");
+            Self::internal()
         }
     }
 }

@@ -6,14 +6,23 @@
 //! current time as an argument; [`Auth::login`] runs Argon2 (~50 ms of CPU), so
 //! async code calls it through `tokio::task::spawn_blocking`.
 //!
+//! Sessions live in a [`SessionBackend`]: this process's memory by default,
+//! Redis with `--redis-url` (every signaling node then sees every session).
+//! A Redis call blocks; on a multi-threaded tokio worker it runs inside
+//! `block_in_place`, so the worker's other tasks move on meanwhile. A Redis
+//! failure is [`crate::Error::Redis`] ([`Auth::check_session`]) or
+//! [`AuthError::Unavailable`] (login): HTTP 503, never "logged out".
+//!
 //! - [`password`]: Argon2id hashing ([`hash_password`] makes a config hash).
 //! - `sessions`: the token table (tokens stored as SHA-256 only).
 //! - [`throttle`]: failed-login limits and back-off.
 //! - [`totp`] / `totp_login`: the optional TOTP second factor.
 
+mod cluster;
 pub mod oidc;
 pub mod password;
 mod revoke;
+mod session_ops;
 pub(crate) mod sessions;
 pub mod throttle;
 pub mod totp;
@@ -28,8 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{Audit, AuditAction, AuditEvent};
 use crate::directory::{Directory, normalize_username};
+use crate::store::sessions::SessionBackend;
 pub use password::{HashParams, MAX_PASSWORD_BYTES, hash_password, try_hash_password};
-use sessions::{Lookup, SessionStore};
+use sessions::SessionStore;
 use throttle::Throttle;
 pub use throttle::ThrottlePolicy;
 
@@ -125,6 +135,12 @@ pub enum AuthError {
     /// Enrolment asked for an account that already has a second factor.
     #[error("a second factor is already enabled for this account")]
     TotpAlreadyEnabled,
+    /// The shared session store (Redis) did not answer: nothing was
+    /// decided; the same request may succeed in a few seconds.
+    #[error(
+        "sign-in is unavailable for a moment (the shared session store does not answer); retry shortly"
+    )]
+    Unavailable,
 }
 
 /// Authentication service: see the module docs.
@@ -132,20 +148,25 @@ pub struct Auth {
     directory: Arc<Directory>,
     audit: Audit,
     settings: AuthSettings,
-    sessions: SessionStore,
+    sessions: Arc<dyn SessionBackend>,
     throttle: Mutex<Throttle>,
     dummy_hash: OnceLock<String>,
     totp: totp::TotpStore,
-    /// Bumped whenever sessions end early (logout, account disabled), so
-    /// open WebSockets re-check theirs at once ([`Auth::revocations`]).
-    revoked: tokio::sync::watch::Sender<u64>,
+    /// Bumped whenever sessions end early (logout, account disabled), here
+    /// or on another node, so open WebSockets re-check theirs at once
+    /// ([`Auth::revocations`]).
+    revoked: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Where other nodes hear of ended sessions ([`Auth::with_bus`]).
+    bus: Option<cluster::ClusterLink>,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the sessions themselves (names); the store's kind only.
+        let shared = self.sessions.blocks();
         f.debug_struct("Auth")
             .field("settings", &self.settings)
-            .field("sessions", &self.sessions.len())
+            .field("shared_sessions", &shared)
             .finish_non_exhaustive()
     }
 }
@@ -155,9 +176,22 @@ impl std::fmt::Debug for Auth {
 pub(crate) const SESSIONS_PER_CLINICIAN: usize = 16;
 
 impl Auth {
-    /// Creates the service with the default [`ThrottlePolicy`].
+    /// Creates the service with the default [`ThrottlePolicy`], sessions in memory.
     pub fn new(directory: Arc<Directory>, audit: Audit, settings: AuthSettings) -> Auth {
         Self::with_throttle_policy(directory, audit, settings, ThrottlePolicy::default())
+    }
+
+    /// Creates the service on `sessions` (e.g. [`crate::store::backends::Backends::sessions`]),
+    /// which must have been made with `settings`' lifetimes.
+    pub fn with_sessions(
+        directory: Arc<Directory>,
+        audit: Audit,
+        settings: AuthSettings,
+        sessions: Arc<dyn SessionBackend>,
+    ) -> Auth {
+        let mut auth = Self::new(directory, audit, settings);
+        auth.sessions = sessions;
+        auth
     }
 
     /// Creates the service with a custom throttle policy.
@@ -168,14 +202,19 @@ impl Auth {
         policy: ThrottlePolicy,
     ) -> Auth {
         Auth {
-            sessions: SessionStore::new(settings.idle, settings.max_age, SESSIONS_PER_CLINICIAN),
+            sessions: Arc::new(SessionStore::new(
+                settings.idle,
+                settings.max_age,
+                SESSIONS_PER_CLINICIAN,
+            )),
             throttle: Mutex::new(Throttle::new(policy)),
             directory,
             audit,
             settings,
             dummy_hash: OnceLock::new(),
             totp: totp::TotpStore::default(),
-            revoked: tokio::sync::watch::Sender::new(0),
+            revoked: Arc::new(tokio::sync::watch::Sender::new(0)),
+            bus: None,
         }
     }
 
@@ -267,7 +306,7 @@ impl Auth {
             role: info.role,
             display_name: info.display_name.clone(),
         };
-        let token = self.sessions.create(session.clone(), now);
+        let token = self.open_session(session.clone(), now)?;
         self.audit.record(
             AuditEvent::new(AuditAction::Login)
                 .actor(info.id)
@@ -277,66 +316,6 @@ impl Auth {
         Ok((token, session))
     }
 
-    /// Validates `token` and extends its idle deadline. `None` if unknown,
-    /// expired (idle or absolute), logged out, or its account is disabled.
-    pub fn session(&self, token: &str, now: Instant) -> Option<SessionInfo> {
-        match self.sessions.touch(token, now) {
-            Lookup::Valid(info) => {
-                let enabled = self
-                    .directory
-                    .clinician(&info.clinician)
-                    .is_some_and(|c| c.enabled && c.tenant == info.tenant);
-                if enabled {
-                    Some(info)
-                } else {
-                    self.sessions.remove(token);
-                    None
-                }
-            }
-            Lookup::Expired(info) => {
-                self.record_expired(&info);
-                None
-            }
-            Lookup::Missing => None,
-        }
-    }
-
-    /// Ends the session of `token` (audited as a logout). Returns who it
-    /// belonged to, or `None` if there was no such live session.
-    pub fn logout(&self, token: &str) -> Option<SessionInfo> {
-        self.logout_from(token, None)
-    }
-
-    /// [`Auth::logout`], recording the requester's address in the audit line.
-    pub fn logout_from(&self, token: &str, source: Option<IpAddr>) -> Option<SessionInfo> {
-        let info = self.sessions.remove(token)?;
-        self.revoked.send_modify(|n| *n = n.wrapping_add(1));
-        let mut e = AuditEvent::new(AuditAction::Logout)
-            .actor(info.clinician.clone())
-            .tenant(info.tenant.clone());
-        if let Some(ip) = source {
-            e = e.source(ip);
-        }
-        self.audit.record(e);
-        Some(info)
-    }
-
-    /// Ends every session of `clinician` at once (e.g. the account was
-    /// disabled). Returns how many ended.
-    pub fn end_sessions_of(&self, clinician: &ClinicianId) -> usize {
-        let ended = self.sessions.remove_clinician(clinician);
-        self.revoked.send_modify(|n| *n = n.wrapping_add(1));
-        ended
-    }
-
-    /// Removes expired sessions (auditing each as `session_expired`). Login
-    /// calls it; a server may also call it periodically.
-    pub fn sweep_expired(&self, now: Instant) {
-        for info in self.sessions.sweep(now) {
-            self.record_expired(&info);
-        }
-    }
-
     /// Hashes a new account's password at the production cost, after
     /// checking the password policy (12 to 1024 characters/bytes).
     pub fn hash_new_password(password: &str) -> Result<String, AuthError> {
@@ -344,7 +323,7 @@ impl Auth {
         try_hash_password(password, HashParams::default())
     }
 
-    fn record_expired(&self, info: &SessionInfo) {
+    pub(super) fn record_expired(&self, info: &SessionInfo) {
         self.audit.record(
             AuditEvent::new(AuditAction::SessionExpired)
                 .actor(info.clinician.clone())

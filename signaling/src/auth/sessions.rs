@@ -159,6 +159,7 @@ impl SessionStore {
     }
 
     /// Number of stored sessions (live or not yet swept).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }

@@ -185,7 +185,7 @@ impl Auth {
             role: account.role,
             display_name: account.display_name.clone(),
         };
-        let token = self.sessions.create(session.clone(), now);
+        let token = self.open_session(session.clone(), now)?;
         audit(AuditAction::Login, Some("totp"));
         Ok((token, session))
     }

@@ -129,7 +129,7 @@ impl IngestState {
         }
         self.shared
             .auth
-            .session(&token, self.shared.clock.now())
+            .check_session(&token, self.shared.clock.now())?
             .ok_or_else(ApiError::unauthenticated)
     }
 }

@@ -80,6 +80,13 @@ pub enum ClusterEvent {
         /// Its new relay.
         to: NodeId,
     },
+    /// Sessions of this clinician ended early (logout, account disabled):
+    /// every node re-checks its open WebSockets' sessions
+    /// ([`crate::auth::Auth::watch_cluster`]).
+    SessionsRevoked {
+        /// Whose sessions.
+        clinician: ClinicianId,
+    },
 }
 
 /// One message on the bus: the event and the node that sent it.

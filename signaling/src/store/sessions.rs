@@ -2,9 +2,9 @@
 //! (`auth::sessions::SessionStore`, the default) and [`RedisSessions`]
 //! (shared by all signaling nodes), with one contract suite run on both.
 //!
-//! Not wired into [`crate::auth::Auth`] yet: `Auth` still owns a
-//! `SessionStore` directly (issue 7 follow-up: hold an
-//! `Arc<dyn SessionBackend>` there and turn a Redis error into a 503).
+//! [`crate::auth::Auth`] holds an `Arc<dyn SessionBackend>`
+//! ([`crate::store::backends::Backends::sessions`]); a Redis error reaches
+//! its callers as [`Error::Redis`] (HTTP 503).
 
 use std::fmt;
 use std::time::Instant;
@@ -54,6 +54,20 @@ pub trait SessionBackend: Send + Sync + fmt::Debug {
 
     /// Ends every session of `clinician` (account disabled); returns how many.
     fn remove_clinician(&self, clinician: &ClinicianId) -> Result<usize, Error>;
+
+    /// The live session of `token`, without touching it (a check, not a use).
+    fn peek(&self, token: &str, now: Instant) -> Result<Option<SessionInfo>, Error>;
+
+    /// Removes every session that has expired by `now` and returns their
+    /// owners, each exactly once across all nodes sharing the store (for
+    /// the `session_expired` audit line).
+    fn sweep(&self, now: Instant) -> Result<Vec<SessionInfo>, Error>;
+
+    /// Whether operations may wait on the network (Redis): async callers
+    /// then move them off the tokio worker. Memory answers at once.
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 impl SessionBackend for SessionStore {
@@ -68,6 +82,12 @@ impl SessionBackend for SessionStore {
     }
     fn remove_clinician(&self, clinician: &ClinicianId) -> Result<usize, Error> {
         Ok(SessionStore::remove_clinician(self, clinician))
+    }
+    fn peek(&self, token: &str, now: Instant) -> Result<Option<SessionInfo>, Error> {
+        Ok(SessionStore::peek(self, token, now))
+    }
+    fn sweep(&self, now: Instant) -> Result<Vec<SessionInfo>, Error> {
+        Ok(SessionStore::sweep(self, now))
     }
 }
 
@@ -164,6 +184,25 @@ mod contract {
         for bad in [String::new(), "nope".into(), "x".repeat(10_000)] {
             assert!(matches!(s.touch(&bad, t0).unwrap(), Lookup::Missing));
         }
+
+        // Peek sees a live session without extending it.
+        let s = make();
+        let token = s.create(info("a"), t0).unwrap();
+        assert_eq!(s.peek(&token, t0 + 19 * MIN).unwrap(), Some(info("a")));
+        assert_eq!(s.peek(&token, t0 + 20 * MIN).unwrap(), None, "not touched");
+        assert_eq!(s.peek("nope", t0).unwrap(), None);
+
+        // Sweep removes the expired ones only, and reports each once.
+        let s = make();
+        let _old = s.create(info("a"), t0).unwrap();
+        let fresh = s.create(info("b"), t0 + 15 * MIN).unwrap();
+        let gone = s.sweep(t0 + 21 * MIN).unwrap();
+        assert_eq!(gone, vec![info("a")]);
+        assert!(s.sweep(t0 + 21 * MIN).unwrap().is_empty());
+        assert!(valid(&s.touch(&fresh, t0 + 21 * MIN).unwrap()));
+        // A touched session's new deadline is the one the sweep uses.
+        assert!(s.sweep(t0 + 40 * MIN).unwrap().is_empty());
+        assert_eq!(s.sweep(t0 + 41 * MIN).unwrap(), vec![info("b")]);
 
         // At most 4 per clinician: the least recently used goes.
         let s = make();

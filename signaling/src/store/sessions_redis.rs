@@ -4,9 +4,14 @@
 //! tenant, role, name, created and last_used in Unix µs) with a TTL equal
 //! to what is left of its idle or absolute lifetime, so Redis drops dead
 //! sessions by itself; `P:sessions-of:<clinician>` is the set of an
-//! account's token hashes (for the per-account cap and revoke-all). Each
-//! operation is one Lua script, atomic across nodes. The token itself is
-//! never sent to Redis.
+//! account's token hashes (for the per-account cap and revoke-all);
+//! `P:session-deadlines` is a sorted set of token hashes by the Unix µs at
+//! which each session expires, so that the periodic sweep finds the expired
+//! ones and reports each exactly once (the `session_expired` audit line),
+//! whichever node sweeps. A session key outlives its deadline by
+//! [`SWEEP_MARGIN`] for that sweep to see it; a lookup checks the deadline
+//! itself, so the margin never lengthens a session. Each operation is one
+//! Lua script, atomic across nodes. The token itself is never sent to Redis.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +29,13 @@ use crate::auth::{SessionInfo, StaffRole};
 /// Longest token looked up (as in the memory store); longer is missing.
 const MAX_TOKEN_LEN: usize = 128;
 
+/// How long a session key outlives its deadline, so that a sweep (every
+/// minute) still finds it to audit its expiry. Redis drops it after that.
+pub const SWEEP_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Most sessions one sweep removes (the next sweep takes the rest).
+const SWEEP_BATCH: usize = 1000;
+
 const CREATE: &str = r"
 local live = {}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -36,6 +48,7 @@ if #live >= cap then
   for i = 1, #live + 1 - cap do
     redis.call('DEL', ARGV[1] .. live[i][1])
     redis.call('SREM', KEYS[2], live[i][1])
+    redis.call('ZREM', KEYS[3], live[i][1])
   end
 end
 redis.call('HSET', KEYS[1], 'clinician', ARGV[5], 'tenant', ARGV[6], 'role', ARGV[7],
@@ -43,6 +56,7 @@ redis.call('HSET', KEYS[1], 'clinician', ARGV[5], 'tenant', ARGV[6], 'role', ARG
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[10])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[11], ARGV[10])
 return 1
 ";
 
@@ -55,14 +69,16 @@ local created, used = tonumber(h[1]), tonumber(h[2])
 if now - used >= idle or now - created >= max then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', ARGV[4] .. h[3], ARGV[5])
+  redis.call('ZREM', KEYS[2], ARGV[5])
   return {2, h[3], h[4], h[5], h[6]}
 end
 if now > used then
   used = now
   redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
 end
-local left = math.min(idle - (now - used), max - (now - created))
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.floor(left / 1000)))
+local deadline = math.min(used + idle, created + max)
+redis.call('ZADD', KEYS[2], deadline, ARGV[5])
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.floor((deadline - now + tonumber(ARGV[6])) / 1000)))
 return {1, h[3], h[4], h[5], h[6]}
 ";
 
@@ -71,13 +87,49 @@ local h = redis.call('HMGET', KEYS[1], 'clinician', 'tenant', 'role', 'name')
 if not h[1] then return {0} end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', ARGV[1] .. h[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
 return {1, h[1], h[2], h[3], h[4]}
+";
+
+/// Like TOUCH without writing: {1, clinician, tenant, role, name} if live.
+const PEEK: &str = r"
+local h = redis.call('HMGET', KEYS[1], 'created', 'last_used', 'clinician', 'tenant', 'role', 'name')
+if not h[1] then return {0} end
+local now, idle, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if now - tonumber(h[2]) >= idle or now - tonumber(h[1]) >= max then return {0} end
+return {1, h[3], h[4], h[5], h[6]}
+";
+
+/// Removes the sessions due by ARGV[1]; returns their (clinician, tenant,
+/// role, name), four entries per session.
+const SWEEP: &str = r"
+local now, idle, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[6]))
+for _, m in ipairs(due) do
+  local h = redis.call('HMGET', ARGV[4] .. m, 'created', 'last_used', 'clinician', 'tenant', 'role', 'name')
+  if not h[1] then
+    redis.call('ZREM', KEYS[1], m)
+  else
+    local created, used = tonumber(h[1]), tonumber(h[2])
+    if now - used >= idle or now - created >= max then
+      redis.call('DEL', ARGV[4] .. m)
+      redis.call('SREM', ARGV[5] .. h[3], m)
+      redis.call('ZREM', KEYS[1], m)
+      for i = 3, 6 do table.insert(out, h[i]) end
+    else
+      redis.call('ZADD', KEYS[1], math.min(used + idle, created + max), m)
+    end
+  end
+end
+return out
 ";
 
 const REMOVE_CLINICIAN: &str = r"
 local n = 0
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   n = n + redis.call('DEL', ARGV[1] .. m)
+  redis.call('ZREM', KEYS[2], m)
 end
 redis.call('DEL', KEYS[1])
 return n
@@ -116,6 +168,9 @@ impl RedisSessions {
     fn of_key(&self, clinician: &str) -> String {
         self.redis.key(&format!("sessions-of:{clinician}"))
     }
+    fn deadlines_key(&self) -> String {
+        self.redis.key("session-deadlines")
+    }
 }
 
 fn hash_hex(token: &str) -> String {
@@ -150,22 +205,26 @@ impl SessionBackend for RedisSessions {
         let bytes: [u8; 32] = rand::random();
         let token = URL_SAFE_NO_PAD.encode(bytes);
         let hash = hash_hex(&token);
-        let ttl = millis(self.idle.min(self.max_age));
+        let life = self.idle.min(self.max_age);
+        let ttl = millis(life + SWEEP_MARGIN);
+        let at = self.wall.to_unix_micros(now);
         self.redis
             .run(|c| {
                 Script::new(CREATE)
                     .key(self.session_key(&hash))
                     .key(self.of_key(info.clinician.as_str()))
+                    .key(self.deadlines_key())
                     .arg(self.session_key(""))
                     .arg(self.per_clinician)
                     .arg(ttl)
-                    .arg(millis(self.max_age))
+                    .arg(millis(self.max_age + SWEEP_MARGIN))
                     .arg(info.clinician.as_str())
                     .arg(info.tenant.as_str())
                     .arg(info.role.as_str())
                     .arg(&info.display_name)
-                    .arg(self.wall.to_unix_micros(now))
+                    .arg(at)
                     .arg(&hash)
+                    .arg(at.saturating_add(micros(life)))
                     .invoke::<i64>(c)
             })
             .map_err(|e| redis_error("creating a session", &e))?;
@@ -182,11 +241,13 @@ impl SessionBackend for RedisSessions {
             .run(|c| {
                 Script::new(TOUCH)
                     .key(self.session_key(&hash))
+                    .key(self.deadlines_key())
                     .arg(self.wall.to_unix_micros(now))
                     .arg(micros(self.idle))
                     .arg(micros(self.max_age))
                     .arg(self.of_key(""))
                     .arg(&hash)
+                    .arg(micros(SWEEP_MARGIN))
                     .invoke(c)
             })
             .map_err(|e| redis_error("checking a session", &e))?;
@@ -210,6 +271,7 @@ impl SessionBackend for RedisSessions {
             .run(|c| {
                 Script::new(REMOVE)
                     .key(self.session_key(&hash))
+                    .key(self.deadlines_key())
                     .arg(self.of_key(""))
                     .arg(&hash)
                     .invoke(c)
@@ -224,11 +286,65 @@ impl SessionBackend for RedisSessions {
             .run(|c| {
                 Script::new(REMOVE_CLINICIAN)
                     .key(self.of_key(clinician.as_str()))
+                    .key(self.deadlines_key())
                     .arg(self.session_key(""))
                     .invoke(c)
             })
             .map_err(|e| redis_error("ending an account's sessions", &e))?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn peek(&self, token: &str, now: Instant) -> Result<Option<SessionInfo>, Error> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        let hash = hash_hex(token);
+        let reply: Vec<redis::Value> = self
+            .redis
+            .run(|c| {
+                Script::new(PEEK)
+                    .key(self.session_key(&hash))
+                    .arg(self.wall.to_unix_micros(now))
+                    .arg(micros(self.idle))
+                    .arg(micros(self.max_age))
+                    .invoke(c)
+            })
+            .map_err(|e| redis_error("checking a session", &e))?;
+        let fields = strings(&reply);
+        Ok(match fields.first().map(String::as_str) {
+            Some("1") => info_of(&fields),
+            _ => None,
+        })
+    }
+
+    fn sweep(&self, now: Instant) -> Result<Vec<SessionInfo>, Error> {
+        let reply: Vec<redis::Value> = self
+            .redis
+            .run(|c| {
+                Script::new(SWEEP)
+                    .key(self.deadlines_key())
+                    .arg(self.wall.to_unix_micros(now))
+                    .arg(micros(self.idle))
+                    .arg(micros(self.max_age))
+                    .arg(self.session_key(""))
+                    .arg(self.of_key(""))
+                    .arg(SWEEP_BATCH)
+                    .invoke(c)
+            })
+            .map_err(|e| redis_error("sweeping expired sessions", &e))?;
+        let fields = strings(&reply);
+        Ok(fields
+            .chunks_exact(4)
+            .filter_map(|chunk| {
+                let mut with_status = vec![String::new()];
+                with_status.extend_from_slice(chunk);
+                info_of(&with_status)
+            })
+            .collect())
+    }
+
+    fn blocks(&self) -> bool {
+        true
     }
 }
 

@@ -357,7 +357,11 @@ impl Conn {
 
     /// The session store (Redis) failed during a session check: a
     /// retryable `shutting_down` error ("reconnect later"), then close.
-    async fn unavailable<S: Socket>(&mut self, socket: &mut S, request: Option<u64>) -> Flow {
+    async fn unavailable<S: Socket>(
+        &mut self,
+        socket: &mut S,
+        request: Option<protocol::client::RequestId>,
+    ) -> Flow {
         tracing::warn!(
             conn = self.id.0,
             "session check failed: session store unavailable"

@@ -59,6 +59,9 @@ pub enum OidcError {
     /// The matching account is disabled.
     #[error("your Anteroom account is disabled; ask its administrator")]
     AccountDisabled,
+    /// The shared session store (Redis) did not answer: no session was opened.
+    #[error("sign-in is unavailable for a moment (the session store does not answer)")]
+    Unavailable,
 }
 
 impl OidcError {
@@ -82,6 +85,7 @@ impl OidcError {
             OidcError::EmailNotVerified => "email_not_verified",
             OidcError::UnknownUser => "unknown_user",
             OidcError::AccountDisabled => "account_disabled",
+            OidcError::Unavailable => "unavailable",
         }
     }
 
@@ -105,6 +109,7 @@ impl OidcError {
             OidcError::EmailNotVerified,
             OidcError::UnknownUser,
             OidcError::AccountDisabled,
+            OidcError::Unavailable,
         ];
         match known.iter().find(|e| e.code() == code) {
             Some(OidcError::Provider(_)) => {

@@ -217,7 +217,14 @@ impl Oidc {
                     display_name: info.display_name.clone(),
                 };
                 self.auth.sweep_expired(now);
-                let token = self.auth.sessions.create(session.clone(), now);
+                let Ok(token) = self.auth.open_session(session.clone(), now) else {
+                    let error = OidcError::Unavailable;
+                    self.audit_failure(Some(&tenant), Some(session.clinician), &error, source);
+                    return Err(Failed {
+                        tenant: Some(tenant),
+                        error,
+                    });
+                };
                 self.auth.audit.record(
                     AuditEvent::new(AuditAction::Login)
                         .actor(info.id)
