@@ -367,3 +367,5 @@ fn ceil_secs(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod cluster_tests;

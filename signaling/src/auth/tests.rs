@@ -4,8 +4,8 @@ use super::*;
 use crate::audit::AuditBuffer;
 
 /// Argon2id(m=19456,t=2,p=1) of "hunter2hunter2" with a fixed salt.
-const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$BwcHBwcHBwcHBwcHBwcHBw$nRjsqwC21oaxfa28uB5X6UeYpp0Qw2/e21WOmvTeXIc";
-const PASSWORD: &str = "hunter2hunter2";
+pub(super) const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$BwcHBwcHBwcHBwcHBwcHBw$nRjsqwC21oaxfa28uB5X6UeYpp0Qw2/e21WOmvTeXIc";
+pub(super) const PASSWORD: &str = "hunter2hunter2";
 const MIN: Duration = Duration::from_secs(60);
 
 fn setup() -> (Auth, Arc<Directory>, AuditBuffer) {
