@@ -217,7 +217,7 @@ impl Pipes {
                 origin_ok,
             } => {
                 self.on_open(from, pipe, kind, cookie_session, origin_ok)
-                    .await
+                    .await;
             }
             NodeMessage::PipeOpened { pipe } => {
                 if let Some(tx) = self.front_tx(&from, pipe)

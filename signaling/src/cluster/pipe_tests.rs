@@ -292,3 +292,47 @@ async fn a_pipe_whose_queue_overflows_is_closed() {
     }
     assert_eq!(last, Err(CLOSE_OVERFLOW));
 }
+
+#[tokio::test]
+async fn a_relay_registers_through_the_front_end_with_the_owners_pool() {
+    use protocol::control::{Register, RelayToSignaling, SignalingToRelay, register_auth};
+
+    let two = two().await;
+    let (shared, pool, _running, _gone) = owner_shared();
+    two.b.serve_locally(&shared, &pool);
+    let node = id("relay-eu-1");
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let register = RelayToSignaling::Register(Register {
+        version: PROTOCOL_VERSION,
+        auth: register_auth(b"0123456789abcdef0123", &node, ts),
+        node: node.clone(),
+        region: Region::new("local").unwrap(),
+        advertise: vec!["127.0.0.1:40000".into()],
+        capacity: 10,
+        rooms: Vec::new(),
+        ts,
+    });
+    let mut relay = two.connect(PipeKind::Relay, None);
+    send(&relay, &serde_json::to_string(&register).unwrap()).await;
+    let reply = next(&mut relay).await.expect("a reply");
+    let reply: SignalingToRelay = serde_json::from_str(&reply).unwrap();
+    assert!(
+        matches!(reply, SignalingToRelay::Registered { .. }),
+        "{reply:?}"
+    );
+    let known = pool.snapshot();
+    assert_eq!(known.len(), 1);
+    assert_eq!(known[0].node, node, "the owner's pool holds the relay");
+
+    // A bad HMAC is refused by the owner, as on one node.
+    let mut forged = two.connect(PipeKind::Relay, None);
+    let mut bad = serde_json::to_value(&register).unwrap();
+    bad["auth"] = "forged".into();
+    send(&forged, &bad.to_string()).await;
+    let reply = next(&mut forged).await.expect("a reply");
+    assert!(reply.contains("bad auth"), "{reply}");
+    assert!(next(&mut forged).await.is_err(), "then the socket closes");
+}
