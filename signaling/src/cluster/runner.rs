@@ -7,6 +7,9 @@
 //!   pool, rebuilt from the [`SeatStore`] ([`persist::load`] and
 //!   [`Lobby::restore`]: same seats, queue order, resume tokens, details;
 //!   every seat's grace period starts) and writing every seat change back.
+//!   Before it serves, it waits (at most [`RELAY_WAIT`]) for the relays of
+//!   the restored calls to register again, so those calls stay where their
+//!   media flows.
 //! - Loss (or a new term): the old lobby task is aborted at once (it writes
 //!   nothing after that: another node may own the seats now), which closes
 //!   the connections it served; the relay pool's control links are closed
@@ -18,12 +21,15 @@
 //! [`owner_only`] answers 503 on the HTTP endpoints that need the lobby
 //! (WHIP/WHEP, ingest tokens) on a node that does not own it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
+use protocol::NodeId;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -38,6 +44,12 @@ use crate::relays::RelayPool;
 use crate::store::seats::SeatStore;
 use crate::ws::LobbyHandle;
 use crate::ws::driver::Command;
+
+/// Longest wait on a takeover for the relays of restored calls to register.
+pub const RELAY_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a takeover looks for those relays.
+const RELAY_POLL: Duration = Duration::from_millis(50);
 
 /// What a lobby is built from, at every term.
 #[derive(Debug, Clone)]
@@ -145,6 +157,9 @@ async fn start(parts: &LobbyParts, token: u64) -> Current {
                     .await;
             match loaded {
                 Ok(Ok(seats)) => {
+                    let relays: BTreeSet<NodeId> =
+                        seats.iter().filter_map(|s| s.seat.relay.clone()).collect();
+                    await_relays(&parts.relays, &relays).await;
                     tracing::info!(
                         token,
                         seats = seats.len(),
@@ -172,6 +187,37 @@ async fn start(parts: &LobbyParts, token: u64) -> Current {
         token,
         handle,
         task,
+    }
+}
+
+/// Waits (at most [`RELAY_WAIT`]) until every relay that carries a restored
+/// call has registered with this node again, so that the restored calls
+/// stay on their relays (and keep their media) instead of being placed
+/// anew on whichever relay came back first.
+async fn await_relays(pool: &RelayPool, expected: &BTreeSet<NodeId>) {
+    if expected.is_empty() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + RELAY_WAIT;
+    let mut tick = tokio::time::interval(RELAY_POLL);
+    loop {
+        tick.tick().await;
+        let known: BTreeSet<NodeId> = pool.snapshot().into_iter().map(|r| r.node).collect();
+        let missing = expected.difference(&known).count();
+        if missing == 0 {
+            tracing::info!(
+                relays = expected.len(),
+                "takeover: the calls' relays are back"
+            );
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                missing,
+                "takeover: some calls' relays did not come back in time"
+            );
+            return;
+        }
     }
 }
 
