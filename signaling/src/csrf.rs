@@ -52,11 +52,19 @@ const LOGIN_PATHS: [&str; 2] = ["/api/login", "/api/login/totp"];
 /// Domain separation of the MAC input.
 const MAC_CONTEXT: &[u8] = b"anteroom csrf v1\0";
 
-/// The per-process MAC key (sessions live in this process's memory only,
-/// so their CSRF tokens need not outlive it either).
+static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// The MAC key: random per process, unless [`use_shared_key`] set the one
+/// every node shares (sessions in Redis: a session's CSRF token must verify
+/// on whichever node the next request reaches).
 fn key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
     KEY.get_or_init(rand::random)
+}
+
+/// Uses `shared` as the MAC key (before the first request). Returns false
+/// if a different key is already in use (tokens already handed out).
+pub fn use_shared_key(shared: [u8; 32]) -> bool {
+    *KEY.get_or_init(|| shared) == shared
 }
 
 fn mac(session_token: &str) -> Hmac<Sha256> {

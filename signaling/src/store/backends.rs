@@ -98,7 +98,38 @@ impl Backends {
         let backends = Self::open(config)?;
         if let Some(handle) = &backends.redis {
             handle.check().await?;
+            // A session's CSRF token must verify on every node.
+            let key = shared_key(handle, "csrf-key").await?;
+            if !crate::csrf::use_shared_key(key) {
+                tracing::warn!("CSRF key already in use: tokens from other nodes will not verify");
+            }
         }
         Ok(backends)
     }
+}
+
+/// The 32-byte secret `P:<name>` every node shares: made by the first node
+/// that asks (`SET NX`), read by the others.
+async fn shared_key(handle: &RedisHandle, name: &str) -> Result<[u8; 32], Error> {
+    let key = handle.key(name);
+    let fresh: [u8; 32] = rand::random();
+    let attempt = async {
+        let mut conn = handle.client().get_multiplexed_async_connection().await?;
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(&fresh[..])
+            .arg("NX")
+            .query_async::<Option<String>>(&mut conn)
+            .await?;
+        redis::cmd("GET")
+            .arg(&key)
+            .query_async::<Vec<u8>>(&mut conn)
+            .await
+    };
+    let bytes = tokio::time::timeout(super::CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| Error::Redis("reading the shared CSRF key: no answer".into()))?
+        .map_err(|e| super::redis_error("reading the shared CSRF key", &e))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| Error::Redis("the shared CSRF key in Redis is malformed".into()))
 }
