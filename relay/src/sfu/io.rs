@@ -177,8 +177,17 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(key) else {
             return;
         };
-        p.unflushed = false;
         let mut immediate = 0;
+        // A subscriber the fan-out wrote to needs a timeout round at `now`
+        // before str0m releases the packets (its send queue stamps them
+        // there): run it before the first poll, which would otherwise walk
+        // the whole `Rtc` only to ask for it.
+        if std::mem::replace(&mut p.unflushed, false) && p.rtc.is_alive() {
+            immediate += 1;
+            if p.rtc.handle_input(Input::Timeout(now)).is_err() && !p.rtc.is_alive() {
+                self.leaving.push((key, LeaveReason::Disconnected));
+            }
+        }
         let next = loop {
             match p.rtc.poll_output() {
                 Ok(RtcOutput::Transmit(t)) => {
