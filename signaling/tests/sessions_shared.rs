@@ -5,6 +5,9 @@
 
 mod support;
 
+use std::time::Duration;
+
+use protocol::client::ErrorCode;
 use serde_json::{Value, json};
 use signaling::config::Config;
 use signaling::server::Services;
@@ -75,6 +78,32 @@ async fn a_login_on_one_node_works_on_the_other_until_logged_out_there() {
     assert_eq!(status, 204);
     assert_eq!(me(&a, &token).await.0, 401, "logged out on B: gone on A");
     assert_eq!(me(&b, &token).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_the_other_node_closes_the_clinician_websocket_within_a_second() {
+    let redis = RedisServer::start().expect("a private redis-server");
+    let a = node(&redis.url(), "sig-a").await;
+    let b = node(&redis.url(), "sig-b").await;
+    let token = a.login("dr-a");
+    let (mut doc, _) = a.clinician_with(&token).await;
+
+    let bearer = format!("Bearer {token}");
+    let (status, _, _) = http_json(
+        b.addr,
+        "POST",
+        "/api/logout",
+        &[("Authorization", &bearer)],
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(status, 204);
+    // Nothing sent on the socket: the revocation alone closes it.
+    let code = tokio::time::timeout(Duration::from_secs(1), doc.expect_error())
+        .await
+        .expect("the socket hears of the logout within a second");
+    assert_eq!(code, ErrorCode::SessionExpired);
+    doc.expect_closed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
