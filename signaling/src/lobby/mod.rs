@@ -26,6 +26,7 @@ pub mod conntest;
 mod events;
 mod patient;
 pub mod persist;
+mod restore;
 mod room;
 pub(crate) mod seat;
 mod subscribe;

@@ -25,19 +25,16 @@
 //! participant id and the error kind only; the lobby keeps serving from
 //! memory.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use protocol::client::RosterRole;
 use protocol::{NodeId, ParticipantId, RoomId, TenantId};
 
 use super::seat::{Seat, SeatState};
 use super::{Lobby, LobbySettings};
 use crate::Error;
-use crate::calls::{CallKind, Joiner};
-use crate::directory::{Directory, RoomKind};
+use crate::directory::Directory;
 use crate::store::WallClock;
 use crate::store::seats::{self as store, PatientDetails, QueueEnd, SeatRecord, SeatStore};
 
@@ -54,6 +51,7 @@ pub fn seat_ttl(settings: &LobbySettings) -> Duration {
 
 /// One change to a seat, to write through in the order the lobby made it.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // `Put` is the common change; they live briefly
 pub enum SeatChange {
     /// Writes the whole seat (new, admitted, transferred, its call moved).
     /// A waiting seat goes to the back of its room's queue: only made when
@@ -80,16 +78,26 @@ pub enum SeatChange {
         /// The seat.
         participant: ParticipantId,
     },
+    /// Removes the stored seats of `tenants` that are not in `keep`: the
+    /// first step of rewriting every seat from memory
+    /// ([`Lobby::seat_snapshot`]).
+    Prune {
+        /// The organisations whose seats are rewritten.
+        tenants: Vec<TenantId>,
+        /// The seats the lobby holds.
+        keep: BTreeSet<ParticipantId>,
+    },
 }
 
 impl SeatChange {
-    /// The seat changed.
-    pub fn participant(&self) -> &ParticipantId {
+    /// The seat changed (none for a prune).
+    pub fn participant(&self) -> Option<&ParticipantId> {
         match self {
-            Self::Put { seat, .. } => &seat.participant,
+            Self::Put { seat, .. } => Some(&seat.participant),
             Self::ReturnToQueue { participant }
             | Self::Refresh { participant }
-            | Self::Remove { participant } => participant,
+            | Self::Remove { participant } => Some(participant),
+            Self::Prune { .. } => None,
         }
     }
 
@@ -99,6 +107,7 @@ impl SeatChange {
             Self::ReturnToQueue { .. } => "return_to_queue",
             Self::Refresh { .. } => "refresh",
             Self::Remove { .. } => "remove",
+            Self::Prune { .. } => "prune",
         }
     }
 }
@@ -130,17 +139,33 @@ pub fn apply(store: &dyn SeatStore, change: &SeatChange, ttl: Duration) -> Resul
             .map(|_| ()),
         SeatChange::Refresh { participant } => store.refresh(participant, ttl).map(|_| ()),
         SeatChange::Remove { participant } => store.remove(participant).map(|_| ()),
+        SeatChange::Prune { tenants, keep } => prune(store, tenants, keep),
     };
     if let Err(e) = &result {
         STORE_ERRORS.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
-            participant = %change.participant(),
+            participant = ?change.participant(),
             op = change.op(),
             error = %e,
             "writing a seat to the shared store failed; the lobby keeps serving from memory"
         );
     }
     result
+}
+
+fn prune(
+    store: &dyn SeatStore,
+    tenants: &[TenantId],
+    keep: &BTreeSet<ParticipantId>,
+) -> Result<(), Error> {
+    for tenant in tenants {
+        for seat in store.seats_of(tenant)? {
+            if !keep.contains(&seat.participant) {
+                store.remove(&seat.participant)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every seat of every organisation of `directory`, with the patient's
@@ -191,7 +216,7 @@ pub fn load_tenants(
         match store.details(&seat.participant)? {
             Some(details) => out.push(StoredSeat { seat, details }),
             None => {
-                tracing::warn!(participant = %seat.participant, "stored seat without details, not restored")
+                tracing::warn!(participant = %seat.participant, "stored seat without details, not restored");
             }
         }
     }
@@ -203,6 +228,7 @@ pub fn load_tenants(
 pub(super) struct SeatLog {
     wall: WallClock,
     changes: Vec<SeatChange>,
+    rewrite: bool,
 }
 
 impl Lobby {
@@ -213,7 +239,51 @@ impl Lobby {
         self.seat_log = Some(SeatLog {
             wall,
             changes: Vec::new(),
+            rewrite: false,
         });
+    }
+
+    /// Asks for every seat to be written again (the store lost writes, or
+    /// was emptied by a restart): see [`Lobby::take_seat_rewrite_request`].
+    pub fn request_seat_rewrite(&mut self) {
+        if let Some(log) = &mut self.seat_log {
+            log.rewrite = true;
+        }
+    }
+
+    /// Whether [`Lobby::request_seat_rewrite`] was called since the last
+    /// time this answered true.
+    pub fn take_seat_rewrite_request(&mut self) -> bool {
+        self.seat_log
+            .as_mut()
+            .is_some_and(|log| std::mem::take(&mut log.rewrite))
+    }
+
+    /// Every seat as it is now, as changes that make the store equal to
+    /// the lobby whatever it held: stale seats of the lobby's organisations
+    /// removed, then each room's waiting seats in queue order (each goes to
+    /// the back), then the seats in consultation. Empty unless recording;
+    /// changes recorded but not taken yet are superseded and dropped.
+    pub fn seat_snapshot(&mut self) -> Vec<SeatChange> {
+        let Some(log) = &mut self.seat_log else {
+            return Vec::new();
+        };
+        log.changes.clear();
+        let mut rooms: Vec<(&RoomId, &super::room::RoomQueue)> = self.rooms.iter().collect();
+        rooms.sort_by(|a, b| a.0.cmp(b.0));
+        let tenants: BTreeSet<TenantId> = rooms.iter().map(|(_, q)| q.tenant.clone()).collect();
+        let waiting = rooms.iter().flat_map(|(_, q)| q.waiting.iter());
+        let consulting = rooms.iter().flat_map(|(_, q)| q.consulting.iter());
+        let order: Vec<ParticipantId> = waiting.chain(consulting).cloned().collect();
+        let keep = self.seats.keys().cloned().collect();
+        self.log(SeatChange::Prune {
+            tenants: tenants.into_iter().collect(),
+            keep,
+        });
+        for p in &order {
+            self.log_put(p);
+        }
+        self.take_seat_changes()
     }
 
     /// The seat changes made since the last call, oldest first (empty
@@ -270,140 +340,6 @@ impl Lobby {
         in_call.sort();
         for p in in_call {
             self.log_put(&p);
-        }
-    }
-
-    /// Puts the seats read by [`load`] back, as they were on the node that
-    /// wrote them (see the module documentation). Seats already here, of a
-    /// room no longer in the directory or of another organisation than
-    /// their room's are skipped. Every restored seat starts its grace
-    /// period: its patient has to resume on this node in time.
-    pub fn restore(&mut self, seats: Vec<StoredSeat>, now: Instant) {
-        self.restore_at(seats, now, WallClock::pinned(now, SystemTime::now()));
-    }
-
-    /// [`Lobby::restore`] with `wall` pinning `now`'s Unix time (tests).
-    pub fn restore_at(&mut self, seats: Vec<StoredSeat>, now: Instant, wall: WallClock) {
-        let until = now + self.settings.grace;
-        let mut calls: BTreeMap<RoomId, Vec<(ParticipantId, Option<NodeId>)>> = BTreeMap::new();
-        let mut restored = 0usize;
-        for StoredSeat { seat: r, details } in seats {
-            if self.seats.contains_key(&r.participant) || self.tokens.contains_key(&r.token_hash) {
-                continue;
-            }
-            let Some(info) = self
-                .directory
-                .room(&r.room)
-                .filter(|i| i.tenant == r.tenant)
-            else {
-                tracing::warn!(participant = %r.participant, room = %r.room, "stored seat of an unknown room, not restored");
-                continue;
-            };
-            let nanos = i64::try_from(r.joined_unix_ms)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(1_000_000);
-            let joined_at = wall.from_unix_nanos(nanos).min(now);
-            let p = r.participant.clone();
-            let state = match r.state {
-                store::SeatState::Waiting => {
-                    self.room_queue(&info).waiting.push_back(p.clone());
-                    SeatState::Waiting
-                }
-                store::SeatState::Admitted {
-                    clinician,
-                    clinician_name,
-                } => {
-                    self.room_queue(&info).consulting.push(p.clone());
-                    if let Some(call) = &r.call {
-                        let entry = calls.entry(call.clone()).or_default();
-                        entry.push((p.clone(), r.relay.clone()));
-                    }
-                    SeatState::Admitted {
-                        clinician,
-                        clinician_name,
-                    }
-                }
-            };
-            let seat = Seat {
-                participant: p.clone(),
-                tenant: r.tenant,
-                room: r.room,
-                display_name: details.display_name,
-                intake: details.intake,
-                token_hash: r.token_hash,
-                joined_at,
-                queued_at: joined_at,
-                state,
-                conn: None,
-                grace_until: Some(until),
-                last_status: None,
-                call: None,
-                invited_to: r.invited_to,
-            };
-            self.tokens.insert(seat.token_hash, p.clone());
-            self.seats.insert(p.clone(), seat);
-            self.grace.push(Reverse((until, p)));
-            restored += 1;
-        }
-        for (call, members) in calls {
-            self.restore_call(&call, members);
-        }
-        self.restore_invitees();
-        tracing::info!(seats = restored, "lobby restored from the seat store");
-    }
-
-    /// Rebuilds one call of restored admitted seats, without connections.
-    fn restore_call(&mut self, call: &RoomId, members: Vec<(ParticipantId, Option<NodeId>)>) {
-        let Some(first) = members.first().and_then(|(p, _)| self.seats.get(p)) else {
-            return;
-        };
-        let (tenant, room) = (first.tenant.clone(), first.room.clone());
-        let meeting = self
-            .directory
-            .room(&room)
-            .is_some_and(|r| r.kind == RoomKind::Meeting);
-        let kind = if meeting {
-            CallKind::Meeting { room }
-        } else {
-            CallKind::Consultation { room }
-        };
-        let node = members.iter().find_map(|(_, n)| n.clone());
-        let joiners = members
-            .iter()
-            .filter_map(|(p, _)| self.seats.get(p))
-            .map(|s| Joiner {
-                participant: s.participant.clone(),
-                conn: None,
-                role: if meeting || s.invited_to.is_some() {
-                    RosterRole::Guest
-                } else {
-                    RosterRole::Patient
-                },
-                display_name: s.display_name.clone(),
-                clinician: None,
-            })
-            .collect();
-        if self.calls.restore(call, tenant, kind, node, joiners) {
-            for (p, _) in &members {
-                if let Some(seat) = self.seats.get_mut(p) {
-                    seat.call = Some(call.clone());
-                }
-            }
-        }
-    }
-
-    /// Waiting invitees of a restored call are its invitees again.
-    fn restore_invitees(&mut self) {
-        let invitees: Vec<(RoomId, ParticipantId)> = self
-            .seats
-            .values()
-            .filter(|s| matches!(s.state, SeatState::Waiting))
-            .filter_map(|s| Some((s.invited_to.clone()?, s.participant.clone())))
-            .collect();
-        for (call, p) in invitees {
-            if self.calls.exists(&call) {
-                self.calls.note_invitee(&call, &p);
-            }
         }
     }
 }

@@ -19,21 +19,24 @@ use protocol::client::{ClientToSignaling, RosterRole, SignalingToClient};
 use protocol::{ParticipantId, Region, RoomId, Sensitive};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+
+use std::time::SystemTime;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::audit::Audit;
 use crate::calls::{CallRelays, CallSummary, OfferDone, OfferJob};
 use crate::clock::Clock;
-use crate::lobby::persist::{self, SeatChange};
+use crate::lobby::persist;
 use crate::lobby::{ConnId, Lobby, LobbyStats, Output, Peer};
 use crate::relays::RelayEvent;
 use crate::store::WallClock;
 use crate::store::seats::SeatStore;
 
 use super::LobbyHandle;
+
+mod seat_writer;
+use seat_writer::{SeatWriter, StopOnDrop};
 
 impl LobbyHandle {
     /// [`LobbyHandle::spawn`] with write-through: every seat change of
@@ -52,67 +55,6 @@ impl LobbyHandle {
         (Self { tx }, task)
     }
 }
-
-/// The writer of seat changes: batches go to one task, in order.
-struct SeatWriter {
-    tx: mpsc::UnboundedSender<Vec<SeatChange>>,
-    task: tokio::task::JoinHandle<()>,
-    /// Set when the lobby task ends or is dropped: no write after that.
-    stopped: Arc<AtomicBool>,
-}
-
-impl SeatWriter {
-    fn spawn(store: Arc<dyn SeatStore>, ttl: Duration) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<SeatChange>>();
-        let stopped = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&stopped);
-        let task = tokio::spawn(async move {
-            while let Some(mut batch) = rx.recv().await {
-                while let Ok(more) = rx.try_recv() {
-                    batch.extend(more);
-                }
-                let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
-                let wrote = tokio::task::spawn_blocking(move || {
-                    for change in &batch {
-                        if stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        let _ = persist::apply(store.as_ref(), change, ttl);
-                    }
-                })
-                .await;
-                if wrote.is_err() {
-                    tracing::error!("the seat writer panicked; seat changes are no longer written");
-                    return;
-                }
-            }
-        });
-        Self { tx, task, stopped }
-    }
-
-    fn send(&self, changes: Vec<SeatChange>) {
-        if !changes.is_empty() && self.tx.send(changes).is_err() {
-            tracing::warn!("the seat writer has stopped; seat changes are not written");
-        }
-    }
-
-    /// Waits for every change sent so far to be written.
-    async fn finish(self) {
-        let Self { tx, task, stopped } = self;
-        drop(tx);
-        let _ = task.await;
-        stopped.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Stops the writer when the lobby task's future is dropped (aborted).
-struct StopOnDrop(Arc<AtomicBool>);
 
 /// Outbound queue length per connection; a client that lets it fill up is
 /// too slow and is disconnected instead of slowing everyone down.
@@ -173,6 +115,10 @@ pub enum Command {
         /// Where to send it.
         reply: oneshot::Sender<Option<CallSummary>>,
     },
+    /// Write every seat to the seat store again (after the store lost
+    /// state, e.g. an event-bus gap after a Redis restart). Nothing without
+    /// a store.
+    RewriteSeats,
     /// Current counts.
     Stats {
         /// Where to send them.
@@ -204,7 +150,7 @@ pub async fn run_with(
     clock: Clock,
     seats: Option<Arc<dyn SeatStore>>,
 ) {
-    let writer = seats.map(|store| {
+    let mut writer = seats.map(|store| {
         lobby.record_seat_changes(WallClock::pinned(clock.now(), SystemTime::now()));
         SeatWriter::spawn(store, persist::seat_ttl(lobby.settings()))
     });
@@ -249,12 +195,12 @@ pub async fn run_with(
             },
         }
         drain(&mut lobby, &mut routes, &audit, &offers);
-        if let Some(w) = &writer {
-            w.send(lobby.take_seat_changes());
+        if let Some(w) = &mut writer {
+            w.write_from(&mut lobby);
         }
     }
     if let Some(w) = writer {
-        w.finish().await;
+        w.finish(&mut lobby).await;
     }
     tracing::debug!("lobby task stopped");
 }
@@ -293,6 +239,7 @@ fn handle(
         Command::Stats { reply } => {
             let _ = reply.send(lobby.stats());
         }
+        Command::RewriteSeats => lobby.request_seat_rewrite(),
     }
 }
 

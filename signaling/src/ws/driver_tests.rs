@@ -160,7 +160,7 @@ async fn seat_changes_are_written_in_order_and_a_takeover_serves_the_same_seats(
     back.send(&h, C::Leave).await;
     drop(h);
     task.await.unwrap();
-    assert_eq!(store.queue(&t("a"), &gp).unwrap(), [p1.clone()]);
+    assert_eq!(store.queue(&t("a"), &gp).unwrap(), std::slice::from_ref(p1));
 }
 
 /// A store whose every write fails (Redis down).
@@ -225,4 +225,96 @@ async fn a_failing_store_is_counted_and_the_lobby_keeps_serving() {
     drop(h);
     task.await.unwrap();
     assert!(persist::store_errors() >= before + 2);
+}
+
+/// Memory seats that fail while `down` is set.
+#[derive(Debug, Default)]
+struct Flaky {
+    seats: MemorySeats,
+    down: std::sync::atomic::AtomicBool,
+    failures: std::sync::atomic::AtomicUsize,
+    failed: tokio::sync::Notify,
+}
+
+impl Flaky {
+    fn up(&self) -> Result<&MemorySeats, Error> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            self.failures
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.failed.notify_waiters();
+            return down();
+        }
+        Ok(&self.seats)
+    }
+}
+
+impl SeatStore for Flaky {
+    fn insert(
+        &self,
+        s: &SeatRecord,
+        d: &PatientDetails,
+        ttl: std::time::Duration,
+    ) -> Result<(), Error> {
+        self.up()?.insert(s, d, ttl)
+    }
+    fn get(&self, p: &ParticipantId) -> Result<Option<SeatRecord>, Error> {
+        self.up()?.get(p)
+    }
+    fn by_token(&self, h: &TokenHash) -> Result<Option<SeatRecord>, Error> {
+        self.up()?.by_token(h)
+    }
+    fn details(&self, p: &ParticipantId) -> Result<Option<PatientDetails>, Error> {
+        self.up()?.details(p)
+    }
+    fn queue(&self, t: &TenantId, r: &RoomId) -> Result<Vec<ParticipantId>, Error> {
+        self.up()?.queue(t, r)
+    }
+    fn position(&self, p: &ParticipantId) -> Result<Option<u32>, Error> {
+        self.up()?.position(p)
+    }
+    fn admit(&self, p: &ParticipantId, c: &protocol::ClinicianId, n: &str) -> Result<bool, Error> {
+        self.up()?.admit(p, c, n)
+    }
+    fn requeue(&self, p: &ParticipantId, r: Option<&RoomId>, e: QueueEnd) -> Result<bool, Error> {
+        self.up()?.requeue(p, r, e)
+    }
+    fn refresh(&self, p: &ParticipantId, ttl: std::time::Duration) -> Result<bool, Error> {
+        self.up()?.refresh(p, ttl)
+    }
+    fn remove(&self, p: &ParticipantId) -> Result<Option<SeatRecord>, Error> {
+        self.up()?.remove(p)
+    }
+    fn seats_of(&self, t: &TenantId) -> Result<Vec<SeatRecord>, Error> {
+        self.up()?.seats_of(t)
+    }
+}
+
+#[tokio::test]
+async fn seats_lost_while_the_store_was_down_are_written_again() {
+    let dir = directory();
+    let store = Arc::new(Flaky::default());
+    store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (h, task) =
+        LobbyHandle::spawn_with_store(lobby(&dir), Audit::stderr(), Clock::Tokio, store.clone());
+    let mut ids = Vec::new();
+    for conn in 1..=3 {
+        let mut p = Patient::connect(&h, conn).await;
+        ids.push(p.join(&h, "a-gp").await.0);
+    }
+    // The three joins' writes have failed before the store comes back.
+    loop {
+        let failed = store.failed.notified();
+        tokio::pin!(failed);
+        failed.as_mut().enable();
+        if store.failures.load(std::sync::atomic::Ordering::SeqCst) >= 3 {
+            break;
+        }
+        failed.await;
+    }
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    drop(h);
+    task.await.unwrap();
+    let gp = RoomId::new("a-gp").unwrap();
+    assert_eq!(store.seats.queue(&t("a"), &gp).unwrap(), ids);
+    assert!(store.seats.details(&ids[0]).unwrap().is_some());
 }

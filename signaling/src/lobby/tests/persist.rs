@@ -418,3 +418,30 @@ fn without_recording_the_lobby_records_nothing() {
     h.join("a-gp", "Ann");
     assert!(h.lobby.take_seat_changes().is_empty());
 }
+
+#[test]
+fn a_snapshot_makes_a_stale_or_emptied_store_equal_to_the_lobby() {
+    let stale = MemorySeats::new();
+    let mut h = Harness::new();
+    recording(&mut h);
+    let doc = h.clinician("c1", "a");
+    let (ann_c, _, _) = h.join("a-gp", "Ann");
+    let (_, bob, _) = h.join("a-gp", "Bob");
+    h.join("a-nurse", "Cy");
+    h.join("b-gp", "Zed");
+    write(&mut h, &stale);
+    // Writes lost (the store was down): Ann left, Bob was admitted, Dan came.
+    h.send(ann_c, C::Leave);
+    assert!(is_ok(&admit(&mut h, doc, &bob)));
+    h.join("a-gp", "Dan");
+    drop(h.lobby.take_seat_changes());
+    assert_eq!(stale.seats_of(&t("a")).unwrap().len(), 3, "stale");
+
+    let emptied = MemorySeats::new();
+    for store in [&stale, &emptied] {
+        for change in h.lobby.seat_snapshot() {
+            persist::apply(store, &change, TTL).unwrap();
+        }
+        assert_same(&mut h, store);
+    }
+}
