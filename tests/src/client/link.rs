@@ -258,7 +258,9 @@ impl Link {
                     .await?;
                 }
             }
-            Role::Clinician => send(&mut ws, &ClientToSignaling::Subscribe { request: None }).await?,
+            Role::Clinician => {
+                send(&mut ws, &ClientToSignaling::Subscribe { request: None }).await?;
+            }
         }
         Ok(ws)
     }
