@@ -369,7 +369,7 @@ fn the_dockerfile_ships_every_binary_as_a_non_root_user() -> Result<()> {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile"))?;
     for s in load(&vars())?.iter().filter(|s| ours(s)) {
         ensure!(
-            dockerfile.contains(&format!("target/release/{}", s.command[0])),
+            dockerfile.contains(&format!("target/production/{}", s.command[0])),
             "Dockerfile lacks {}",
             s.command[0]
         );
