@@ -380,6 +380,8 @@ fn set_enabled(
         ));
     }
     let info = st.directory.set_enabled(&admin.tenant, &id, enabled)?;
+    st.auth
+        .announce_account_enabled(&admin.tenant, &id, enabled);
     // Disabled here either way; if the shared session store failed, the
     // admin gets a 503 and retries to end the account's other sessions.
     let (action, ended) = if enabled {

@@ -1,15 +1,18 @@
 //! Clinician sessions shared by two signaling servers on one Redis (issue 7),
 //! over HTTP: a login on node A works on node B, a logout on B ends it on
-//! A, and a Redis that is down is a 503 with a clear JSON error (not
-//! "logged out") until it is back.
+//! A, an account disabled (or enabled again) through node B's admin API is
+//! disabled (enabled) on A too, and a Redis that is down is a 503 with a
+//! clear JSON error (not "logged out") until it is back.
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::client::ErrorCode;
 use serde_json::{Value, json};
 use signaling::config::Config;
+use signaling::directory::Directory;
 use signaling::server::Services;
 use signaling::store::backends::Backends;
 use signaling::store::redis_server::RedisServer;
@@ -32,6 +35,47 @@ async fn node(url: &str, name: &str) -> TestServer {
         *s = Services::with_backends(s.directory.clone(), s.audit.clone(), &config, backends);
     })
     .await
+}
+
+/// Like [`node`], over a directory of its own holding `dr-a` and an admin
+/// `boss` of the same organisation (each node's directory is in memory).
+async fn node_with_admin(url: &str, name: &str) -> TestServer {
+    let args = [
+        "signaling",
+        "--config",
+        "unused.toml",
+        "--redis-url",
+        url,
+        "--node-id",
+        name,
+    ];
+    let config = Config::parse_args(args).expect("config");
+    let backends = Backends::from_config(&config).await.expect("redis answers");
+    let hash = signaling::auth::hash_password(PASSWORD);
+    let toml = format!(
+        "[[tenant]]\nid = \"org-a\"\nname = \"Org A\"\n\
+         [[clinician]]\nid = \"dr-a\"\ntenant = \"org-a\"\nusername = \"dr-a\"\n\
+         display_name = \"Dr A\"\npassword_hash = \"{hash}\"\n\
+         [[clinician]]\nid = \"boss\"\ntenant = \"org-a\"\nusername = \"boss\"\n\
+         display_name = \"Boss\"\nrole = \"admin\"\npassword_hash = \"{hash}\"\n"
+    );
+    let directory = Arc::new(Directory::from_toml_str(&toml).expect("directory"));
+    TestServer::start_with(move |s| {
+        *s = Services::with_backends(directory, s.audit.clone(), &config, backends);
+    })
+    .await
+}
+
+/// Logs `dr-a` in on `server` until the answer is `want` (another node's
+/// change arrives over the bus); fails after a second.
+async fn login_until(server: &TestServer, want: u16, why: &str) {
+    tokio::time::timeout(Duration::from_secs(1), async {
+        while login(server).await.0 != want {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{why} within a second"));
 }
 
 async fn login(server: &TestServer) -> (u16, Value) {
@@ -104,6 +148,49 @@ async fn a_logout_on_the_other_node_closes_the_clinician_websocket_within_a_seco
         .expect("the socket hears of the logout within a second");
     assert_eq!(code, ErrorCode::SessionExpired);
     doc.expect_closed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_disabled_on_one_node_cannot_log_in_on_the_other_until_enabled() {
+    let redis = RedisServer::start().expect("a private redis-server");
+    let a = node_with_admin(&redis.url(), "sig-a").await;
+    let b = node_with_admin(&redis.url(), "sig-b").await;
+    assert_eq!(login(&a).await.0, 200, "enabled to begin with");
+    let admin = format!("Bearer {}", b.login("boss"));
+    let admin_post = |action: &'static str| {
+        let admin = admin.clone();
+        let addr = b.addr;
+        async move {
+            let path = format!("/api/admin/clinicians/dr-a/{action}");
+            let headers = [("Authorization", admin.as_str())];
+            let (status, _, reply) = http_json(addr, "POST", &path, &headers, &Value::Null).await;
+            assert_eq!(status, 200, "{action}: {reply}");
+            assert_eq!(reply["enabled"], action == "enable");
+        }
+    };
+
+    admin_post("disable").await;
+    login_until(&a, 401, "node A refuses the account disabled on B").await;
+    let refused = a.audit_json();
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["action"] == "login_failed" && e["detail"] == "account_disabled"),
+        "refused as disabled: {refused:?}"
+    );
+    let audited = |server: &TestServer| {
+        server
+            .audit_json()
+            .iter()
+            .filter(|e| e["action"] == "account_disabled" || e["action"] == "account_enabled")
+            .count()
+    };
+    assert_eq!(audited(&a), 0, "audited once, on B");
+
+    admin_post("enable").await;
+    login_until(&a, 200, "node A lets the account enabled on B log in again").await;
+    assert_eq!(audited(&a), 0, "audited once, on B");
+    assert_eq!(audited(&b), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

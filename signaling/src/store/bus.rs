@@ -87,6 +87,17 @@ pub enum ClusterEvent {
         /// Whose sessions.
         clinician: ClinicianId,
     },
+    /// An admin disabled or re-enabled an account: every node applies it to
+    /// its own in-memory directory ([`crate::auth::Auth::watch_cluster`];
+    /// audited once, by the node where the admin did it).
+    AccountEnabled {
+        /// The account's organisation.
+        tenant: TenantId,
+        /// The account.
+        clinician: ClinicianId,
+        /// Enabled (`true`) or disabled.
+        enabled: bool,
+    },
 }
 
 /// One message on the bus: the event and the node that sent it.
