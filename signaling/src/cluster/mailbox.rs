@@ -127,14 +127,12 @@ impl Mailbox {
                     None => return,
                     Some(NodeReceived::Gap) => (me.clone(), NodeMessage::InboxGap),
                     Some(NodeReceived::Message(json)) => {
-                        match serde_json::from_str::<Envelope>(json.expose()) {
-                            Ok(e) => (e.from, e.msg),
-                            Err(_) => {
-                                // Never the payload: it may hold patient data.
-                                tracing::warn!(node = %me, "node mailbox: an undecodable message, skipped");
-                                continue;
-                            }
-                        }
+                        let Ok(e) = serde_json::from_str::<Envelope>(json.expose()) else {
+                            // Never the payload: it may hold patient data.
+                            tracing::warn!(node = %me, "node mailbox: an undecodable message, skipped");
+                            continue;
+                        };
+                        (e.from, e.msg)
                     }
                 };
                 if tx.send(out).await.is_err() {

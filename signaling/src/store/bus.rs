@@ -371,6 +371,7 @@ impl RedisBus {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // the pump's decoder signature
 fn decode_event(payload: String) -> Option<Received> {
     let decoded = serde_json::from_str::<BusMessage>(&payload).ok();
     if decoded.is_none() {
