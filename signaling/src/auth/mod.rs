@@ -366,6 +366,6 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod tests;

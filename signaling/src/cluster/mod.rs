@@ -15,9 +15,9 @@ pub mod mailbox;
 pub mod owner;
 pub mod pipe;
 mod pipe_front;
-mod pipe_service;
 #[cfg(test)]
 mod pipe_redis_tests;
+mod pipe_service;
 #[cfg(test)]
 mod pipe_tests;
 pub mod runner;
