@@ -281,6 +281,11 @@ fn lobby_parts(services: &Services) -> LobbyParts {
             .redis
             .as_ref()
             .map(|_| services.backends.seats.clone()),
+        bus: services
+            .backends
+            .redis
+            .as_ref()
+            .map(|_| services.backends.bus.clone()),
     }
 }
 

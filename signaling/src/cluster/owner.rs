@@ -12,6 +12,15 @@
 //!   up at 5/6 of the TTL after its last renewal, before another node can
 //!   take it, so two owners never act at once (as far as clocks agree).
 //!
+//! A renewal that succeeds under a *different* fencing token within the TTL
+//! of our last renewal is not a loss: our lease was still live, so only a
+//! store that lost it (a restarted, empty Redis) hands out a new token, and
+//! a successful acquire means nobody else holds it now. The term is kept
+//! (the lobby in memory is the only copy left) and
+//! [`Ownership::store_lost`] counts up: the runner writes every seat again.
+//! (Should a later take-over after a lapse hand out a token equal to the
+//! kept term's number, that round reports a loss, so the term still changes.)
+//!
 //! The decision is [`LeaseState::step`], a sans-IO step on a given instant
 //! (tests drive it on virtual time); [`spawn`] runs it on a [`Clock`].
 
@@ -45,6 +54,9 @@ pub struct Ownership {
     pub rx: watch::Receiver<Option<NodeId>>,
     /// This node's own term (changes on every take-over and loss).
     pub term: watch::Receiver<Term>,
+    /// Counts the renewals that found the store had lost our lease while
+    /// we still owned it (a restarted Redis): write the lobby's state again.
+    pub store_lost: watch::Receiver<u64>,
     node: NodeId,
 }
 
@@ -69,7 +81,13 @@ impl Ownership {
     pub fn single(node: NodeId) -> Self {
         let (_, rx) = watch::channel(Some(node.clone()));
         let (_, term) = watch::channel(Term::Owner(1));
-        Self { rx, term, node }
+        let (_, store_lost) = watch::channel(0);
+        Self {
+            rx,
+            term,
+            store_lost,
+            node,
+        }
     }
 }
 
@@ -82,6 +100,9 @@ pub enum Change {
     Took(u64),
     /// This node lost the lease; why (ids and reasons only).
     Lost(&'static str),
+    /// This node still owns the lobby (same term) but the store had lost
+    /// the lease (e.g. Redis restarted empty): rewrite the lobby's state.
+    StoreLost,
 }
 
 /// The lease loop's state, without I/O of its own.
@@ -89,8 +110,11 @@ pub enum Change {
 pub struct LeaseState {
     node: NodeId,
     ttl: Duration,
-    /// Our token and when it was last renewed.
+    /// Our term's token and when it was last renewed.
     held: Option<(u64, Instant)>,
+    /// The store's fencing token for our lease (differs from the term's
+    /// after the store lost the lease and we took it again in time).
+    store_token: u64,
     /// The holder last seen, and when the store last answered.
     owner: Option<NodeId>,
     last_ok: Option<Instant>,
@@ -103,6 +127,7 @@ impl LeaseState {
             node,
             ttl,
             held: None,
+            store_token: 0,
             owner: None,
             last_ok: None,
         }
@@ -126,9 +151,30 @@ impl LeaseState {
             Ok(Some(token)) => {
                 self.last_ok = Some(now);
                 self.owner = Some(self.node.clone());
+                let store_before = std::mem::replace(&mut self.store_token, token);
                 let before = self.held.replace((token, now));
                 match before {
-                    Some((t, _)) if t == token => (Change::None, round),
+                    Some((t, _)) if store_before == token => {
+                        self.held = Some((t, now));
+                        (Change::None, round)
+                    }
+                    Some((t, renewed)) if now < renewed + self.ttl => {
+                        // Our lease was live, yet the store handed out a new
+                        // token: it lost the lease (restarted empty). Nobody
+                        // else holds it (we just got it): keep the term.
+                        self.held = Some((t, now));
+                        tracing::warn!(node = %self.node, term = t, token, "lobby lease: the store lost it and it was taken again in time; keeping the lobby, rewriting its state");
+                        (Change::StoreLost, round)
+                    }
+                    Some((t, _)) if t == token => {
+                        // Lapsed and retaken under a token equal to our kept
+                        // term's (the counter restarted after a store loss):
+                        // the term must change, so lose it now; the next
+                        // round takes it again as a new term.
+                        self.held = None;
+                        tracing::warn!(node = %self.node, token, "lobby lease lost: lapsed, and the token was reused");
+                        (Change::Lost("fencing token reused"), round)
+                    }
                     Some(_) => {
                         // Lost and retaken in between: our lobby is stale.
                         tracing::warn!(node = %self.node, token, "lobby lease: fencing token changed, starting a new term");
@@ -224,6 +270,7 @@ pub fn spawn(
     let (_, mut next) = state.step(leases.as_ref(), clock.now());
     let (owner_tx, rx) = watch::channel(state.owner().cloned());
     let (term_tx, term) = watch::channel(state.term());
+    let (lost_tx, store_lost) = watch::channel(0u64);
     let task = tokio::spawn({
         let leases = leases.clone();
         async move {
@@ -231,8 +278,11 @@ pub fn spawn(
                 clock.sleep_until(next).await;
                 // The stores are synchronous and answer within a command
                 // timeout (1 s); a round blocks this task only.
-                let (_, at) = state.step(leases.as_ref(), clock.now());
+                let (change, at) = state.step(leases.as_ref(), clock.now());
                 next = at;
+                if change == Change::StoreLost {
+                    lost_tx.send_modify(|n| *n += 1);
+                }
                 owner_tx.send_if_modified(|o| {
                     let changed = o.as_ref() != state.owner();
                     if changed {
@@ -251,6 +301,7 @@ pub fn spawn(
     let ownership = Ownership {
         rx,
         term,
+        store_lost,
         node: node.clone(),
     };
     (ownership, LeaseLoop { task, leases, node })

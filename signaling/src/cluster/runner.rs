@@ -14,6 +14,12 @@
 //!   nothing after that: another node may own the seats now), which closes
 //!   the connections it served; the relay pool's control links are closed
 //!   (relays reconnect, through a front end, to the new owner).
+//! - Store lost (a restarted, empty Redis): when the lease loop reports
+//!   that the store had lost our lease while we still owned it
+//!   ([`Ownership::store_lost`]), or the bus subscription broke and was made
+//!   again ([`Received::Gap`]), the current lobby keeps running and gets
+//!   [`Command::RewriteSeats`]: every seat and queue is written again from
+//!   its memory.
 //! - While this node is a front end, commands find no lobby: a `hello`'s
 //!   connection is closed, queries answer nothing. Front ends pipe their
 //!   sockets to the owner (`cluster::pipe`), so this is only a race.
@@ -41,6 +47,7 @@ use crate::clock::Clock;
 use crate::directory::Directory;
 use crate::lobby::{Lobby, LobbySettings, persist};
 use crate::relays::RelayPool;
+use crate::store::bus::{EventBus, Received, Subscription};
 use crate::store::seats::SeatStore;
 use crate::ws::LobbyHandle;
 use crate::ws::driver::Command;
@@ -67,13 +74,20 @@ pub struct LobbyParts {
     /// Seats are rebuilt from and written through to this store; `None`:
     /// memory only (one node, as without `--redis-url`).
     pub seats: Option<Arc<dyn SeatStore>>,
+    /// The event bus whose gaps (Redis reconnected) make the lobby write
+    /// its seats again; `None`: memory only.
+    pub bus: Option<Arc<dyn EventBus>>,
 }
 
 /// Starts the lobby runner: the returned handle reaches the current term's
 /// lobby. The task ends when every clone of the handle is gone.
 pub fn spawn(parts: LobbyParts, ownership: &Ownership) -> (LobbyHandle, JoinHandle<()>) {
     let (handle, rx) = LobbyHandle::channel();
-    let task = tokio::spawn(run(parts, ownership.term.clone(), rx));
+    let watches = Watches {
+        term: ownership.term.clone(),
+        store_lost: ownership.store_lost.clone(),
+    };
+    let task = tokio::spawn(run(parts, watches, rx));
     (handle, task)
 }
 
@@ -84,17 +98,65 @@ struct Current {
     task: JoinHandle<()>,
 }
 
-async fn run(
-    parts: LobbyParts,
-    mut term: tokio::sync::watch::Receiver<Term>,
-    mut rx: mpsc::Receiver<Command>,
-) {
+/// What the runner follows from the lease loop.
+struct Watches {
+    term: tokio::sync::watch::Receiver<Term>,
+    store_lost: tokio::sync::watch::Receiver<u64>,
+}
+
+/// The bus subscription whose gaps ask for a rewrite (none: memory only,
+/// or subscribing failed, which is logged).
+async fn gaps(parts: &LobbyParts) -> Option<Subscription> {
+    parts.seats.as_ref()?;
+    match parts.bus.as_ref()?.subscribe().await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "lobby runner: no bus subscription, seats are rewritten only on the lease's word");
+            None
+        }
+    }
+}
+
+/// Asks the running lobby (if any) to write every seat again.
+async fn rewrite(current: Option<&Current>, why: &'static str) {
+    if let Some(c) = current {
+        tracing::warn!(
+            token = c.token,
+            why,
+            "lobby: writing every seat to the store again"
+        );
+        let _ = c.handle.send(Command::RewriteSeats).await;
+    }
+}
+
+async fn run(parts: LobbyParts, watches: Watches, mut rx: mpsc::Receiver<Command>) {
+    let Watches {
+        mut term,
+        mut store_lost,
+    } = watches;
     let mut current: Option<Current> = None;
     let first = *term.borrow_and_update();
     follow(&parts, &mut current, first).await;
+    let mut bus = gaps(&parts).await;
     let mut watching = true;
+    let mut watching_lost = true;
     loop {
         tokio::select! {
+            changed = store_lost.changed(), if watching_lost => {
+                if changed.is_err() {
+                    watching_lost = false;
+                    continue;
+                }
+                store_lost.borrow_and_update();
+                rewrite(current.as_ref(), "the store lost the lobby lease").await;
+            }
+            item = async { bus.as_mut()?.recv().await }, if bus.is_some() => {
+                match item {
+                    Some(Received::Gap) => rewrite(current.as_ref(), "the bus reconnected").await,
+                    Some(Received::Message(_)) => {}
+                    None => bus = None,
+                }
+            }
             changed = term.changed(), if watching => {
                 if changed.is_err() {
                     // A fixed ownership (one node): nothing changes any more.
