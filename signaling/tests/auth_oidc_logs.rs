@@ -8,24 +8,8 @@
 mod auth_oidc_support;
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use auth_oidc_support::{Env, SECRET};
-use signaling::config::LogFormat;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::logs::CapturedLogs;
 
 fn query_value(url: &str, key: &str) -> String {
     url::Url::parse(url)
@@ -39,9 +23,7 @@ fn query_value(url: &str, key: &str) -> String {
 
 #[tokio::test]
 async fn sign_ins_log_no_codes_tokens_or_names() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    signaling::logging::init_with_writer(LogFormat::Json, "trace", move || sink.clone()).unwrap();
+    let logs = CapturedLogs::install();
     let env = Env::start().await;
 
     // A success, a replay of it, a refused token (bad tenant), an unknown
@@ -70,7 +52,7 @@ async fn sign_ins_log_no_codes_tokens_or_names() {
         ))
         .await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let audit = env.audit_lines().join("\n");
     assert!(
         text.contains("oidc sign-in failed"),

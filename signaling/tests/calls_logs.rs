@@ -5,26 +5,10 @@
 mod calls_support;
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use calls_support::{FakeRelay, admit_into_call, call_msg, start};
 use serde_json::json;
-use signaling::config::LogFormat;
 use support::action;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::logs::CapturedLogs;
 
 const NAME: &str = "Zebulon Quixote-Callpatient";
 const GUEST: &str = "Ivy Interpreter-Guestname";
@@ -34,9 +18,7 @@ const CANDIDATE: &str = "candidate:77 1 udp 99 127.0.0.1 45678 typ host frobnitz
 
 #[tokio::test]
 async fn a_call_flow_logs_no_names_tokens_grants_or_sdp() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    signaling::logging::init_with_writer(LogFormat::Json, "trace", move || sink.clone()).unwrap();
+    let logs = CapturedLogs::install();
     let cs = start(false).await;
     let mut relay = FakeRelay::register(cs.server.addr, "r-eu-1", "eu").await;
     let (mut doc, _) = cs.server.clinician("dr-a").await;
@@ -88,7 +70,7 @@ async fn a_call_flow_logs_no_names_tokens_grants_or_sdp() {
     let audit = cs.server.audit.lines();
     cs.server.stop().await.unwrap();
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains(pr.call.as_str()),
         "the flow was logged (by id)"

@@ -7,36 +7,15 @@
 mod support;
 
 use serde_json::json;
-use signaling::config::Config;
-use signaling::server::Services;
-use signaling::store::backends::Backends;
 use signaling::store::redis_server::RedisServer;
-use support::{TestServer, action};
-
-/// A signaling server whose backends are `url`'s Redis.
-async fn node(url: &str, name: &str) -> TestServer {
-    let args = [
-        "signaling",
-        "--config",
-        "unused.toml",
-        "--redis-url",
-        url,
-        "--node-id",
-        name,
-    ];
-    let config = Config::parse_args(args).expect("config");
-    let backends = Backends::from_config(&config).await.expect("redis answers");
-    TestServer::start_with(move |s| {
-        *s = Services::with_backends(s.directory.clone(), s.audit.clone(), &config, backends);
-    })
-    .await
-}
+use support::action;
+use support::cluster::redis_node;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_on_one_node_and_a_clinician_on_the_other_share_the_lobby() {
     let redis = RedisServer::start().expect("a private redis-server");
-    let a = node(&redis.url(), "sig-a").await;
-    let b = node(&redis.url(), "sig-b").await;
+    let a = redis_node(&redis.url(), "sig-a").await;
+    let b = redis_node(&redis.url(), "sig-b").await;
 
     // The session lives in Redis: a login made on B works on A's socket.
     let token = b.login("dr-a");

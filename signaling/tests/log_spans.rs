@@ -10,26 +10,10 @@
 mod relays_support;
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use protocol::control::{RelayToSignaling, SignalingToRelay};
 use serde_json::{Value, json};
-use signaling::config::LogFormat;
+use support::logs::CapturedLogs;
 use support::{TestServer, http};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const NAME: &str = "Philomena Spanfield-Patientname";
 const ANSWER: &str = "knee swollen since Sunday plugh-answer";
@@ -45,9 +29,7 @@ fn events<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn json_lines_carry_the_request_connection_and_relay_spans_and_no_secrets() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    signaling::logging::init_with_writer(LogFormat::Json, "trace", move || sink.clone()).unwrap();
+    let logs = CapturedLogs::install();
     let server = TestServer::start().await;
 
     // A page request with an invite token in its path.
@@ -88,7 +70,7 @@ async fn json_lines_carry_the_request_connection_and_relay_spans_and_no_secrets(
     drop(relay);
     relays.stop().await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))

@@ -11,46 +11,14 @@ use std::time::Duration;
 
 use protocol::client::ErrorCode;
 use serde_json::{Value, json};
-use signaling::config::Config;
 use signaling::directory::Directory;
-use signaling::server::Services;
-use signaling::store::backends::Backends;
 use signaling::store::redis_server::RedisServer;
+use support::cluster::{redis_node, redis_node_over};
 use support::{PASSWORD, TestServer, http_json};
 
-/// A signaling server whose backends are `url`'s Redis.
-async fn node(url: &str, name: &str) -> TestServer {
-    let args = [
-        "signaling",
-        "--config",
-        "unused.toml",
-        "--redis-url",
-        url,
-        "--node-id",
-        name,
-    ];
-    let config = Config::parse_args(args).expect("config");
-    let backends = Backends::from_config(&config).await.expect("redis answers");
-    TestServer::start_with(move |s| {
-        *s = Services::with_backends(s.directory.clone(), s.audit.clone(), &config, backends);
-    })
-    .await
-}
-
-/// Like [`node`], over a directory of its own holding `dr-a` and an admin
-/// `boss` of the same organisation (each node's directory is in memory).
+/// Like [`redis_node`], over a directory of its own holding `dr-a` and an
+/// admin `boss` of the same organisation (each node's directory is in memory).
 async fn node_with_admin(url: &str, name: &str) -> TestServer {
-    let args = [
-        "signaling",
-        "--config",
-        "unused.toml",
-        "--redis-url",
-        url,
-        "--node-id",
-        name,
-    ];
-    let config = Config::parse_args(args).expect("config");
-    let backends = Backends::from_config(&config).await.expect("redis answers");
     let hash = signaling::auth::hash_password(PASSWORD);
     let toml = format!(
         "[[tenant]]\nid = \"org-a\"\nname = \"Org A\"\n\
@@ -60,10 +28,7 @@ async fn node_with_admin(url: &str, name: &str) -> TestServer {
          display_name = \"Boss\"\nrole = \"admin\"\npassword_hash = \"{hash}\"\n"
     );
     let directory = Arc::new(Directory::from_toml_str(&toml).expect("directory"));
-    TestServer::start_with(move |s| {
-        *s = Services::with_backends(directory, s.audit.clone(), &config, backends);
-    })
-    .await
+    redis_node_over(url, name, directory).await
 }
 
 /// Logs `dr-a` in on `server` until the answer is `want` (another node's
@@ -100,8 +65,8 @@ async fn me(server: &TestServer, token: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_one_node_works_on_the_other_until_logged_out_there() {
     let redis = RedisServer::start().expect("a private redis-server");
-    let a = node(&redis.url(), "sig-a").await;
-    let b = node(&redis.url(), "sig-b").await;
+    let a = redis_node(&redis.url(), "sig-a").await;
+    let b = redis_node(&redis.url(), "sig-b").await;
 
     let (status, reply) = login(&a).await;
     assert_eq!(status, 200, "{reply}");
@@ -127,8 +92,8 @@ async fn a_login_on_one_node_works_on_the_other_until_logged_out_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_on_the_other_node_closes_the_clinician_websocket_within_a_second() {
     let redis = RedisServer::start().expect("a private redis-server");
-    let a = node(&redis.url(), "sig-a").await;
-    let b = node(&redis.url(), "sig-b").await;
+    let a = redis_node(&redis.url(), "sig-a").await;
+    let b = redis_node(&redis.url(), "sig-b").await;
     let token = a.login("dr-a");
     let (mut doc, _) = a.clinician_with(&token).await;
 
@@ -197,7 +162,7 @@ async fn an_account_disabled_on_one_node_cannot_log_in_on_the_other_until_enable
 async fn a_stopped_redis_is_a_503_with_a_clear_error_and_service_recovers() {
     let mut redis = RedisServer::start().expect("a private redis-server");
     let port = redis.addr().port();
-    let a = node(&redis.url(), "sig-a").await;
+    let a = redis_node(&redis.url(), "sig-a").await;
     let (_, reply) = login(&a).await;
     let token = reply["token"].as_str().expect("a token").to_owned();
     redis.kill();

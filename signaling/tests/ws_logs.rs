@@ -7,25 +7,9 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use serde_json::json;
-use signaling::config::LogFormat;
+use support::logs::CapturedLogs;
 use support::{Client, PASSWORD, TestServer, action, http};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const NAME: &str = "Zebulon Quixote-Patientname";
 const ANSWER: &str = "chest pain since Tuesday xyzzy-answer";
@@ -33,9 +17,7 @@ const DENY: &str = "Please phone us, Zebulon";
 
 #[tokio::test]
 async fn a_full_flow_logs_no_patient_data() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    signaling::logging::init_with_writer(LogFormat::Json, "trace", move || sink.clone()).unwrap();
+    let logs = CapturedLogs::install();
     let server = TestServer::start().await;
 
     // A clinician logs in over REST (password on the wire) and subscribes.
@@ -101,7 +83,7 @@ async fn a_full_flow_logs_no_patient_data() {
     let audit_json = server.audit_json();
     server.stop().await.unwrap();
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     // The capture works and carries ids.
     assert!(text.contains("patient joined"), "{text}");
     assert!(text.contains(p.as_str()));

@@ -7,6 +7,9 @@
 //! (room `b-gp`; clinician `dr-b`). Every account's password is [`PASSWORD`].
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod logs;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
