@@ -50,15 +50,14 @@ async fn login(server: &TestServer) -> (u16, Value) {
 }
 
 async fn me(server: &TestServer, token: &str) -> (u16, Value) {
+    with_session(server, "GET", "/api/me", token).await
+}
+
+/// `method path` on `server` with `token` as the bearer session, no body.
+async fn with_session(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, Value) {
     let bearer = format!("Bearer {token}");
-    let (status, _, reply) = http_json(
-        server.addr,
-        "GET",
-        "/api/me",
-        &[("Authorization", &bearer)],
-        &Value::Null,
-    )
-    .await;
+    let headers = [("Authorization", bearer.as_str())];
+    let (status, _, reply) = http_json(server.addr, method, path, &headers, &Value::Null).await;
     (status, reply)
 }
 
@@ -75,15 +74,7 @@ async fn a_login_on_one_node_works_on_the_other_until_logged_out_there() {
     assert_eq!(status, 200, "{who}");
     assert_eq!(who["clinician"], "dr-a");
 
-    let bearer = format!("Bearer {token}");
-    let (status, _, _) = http_json(
-        b.addr,
-        "POST",
-        "/api/logout",
-        &[("Authorization", &bearer)],
-        &Value::Null,
-    )
-    .await;
+    let (status, _) = with_session(&b, "POST", "/api/logout", &token).await;
     assert_eq!(status, 204);
     assert_eq!(me(&a, &token).await.0, 401, "logged out on B: gone on A");
     assert_eq!(me(&b, &token).await.0, 401);
@@ -97,15 +88,7 @@ async fn a_logout_on_the_other_node_closes_the_clinician_websocket_within_a_seco
     let token = a.login("dr-a");
     let (mut doc, _) = a.clinician_with(&token).await;
 
-    let bearer = format!("Bearer {token}");
-    let (status, _, _) = http_json(
-        b.addr,
-        "POST",
-        "/api/logout",
-        &[("Authorization", &bearer)],
-        &Value::Null,
-    )
-    .await;
+    let (status, _) = with_session(&b, "POST", "/api/logout", &token).await;
     assert_eq!(status, 204);
     // Nothing sent on the socket: the revocation alone closes it.
     let code = tokio::time::timeout(Duration::from_secs(1), doc.expect_error())
