@@ -32,6 +32,7 @@
 
 pub mod backends;
 pub mod bus;
+mod bus_redis;
 mod conn;
 pub mod lease;
 pub mod redis_server;
