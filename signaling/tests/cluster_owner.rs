@@ -227,3 +227,77 @@ async fn on_redis_a_node_whose_lease_was_taken_reports_the_loss() {
     .unwrap();
     loop_a.stop();
 }
+
+/// Memory leases whose `acquire` waits at a gate once armed (a store call
+/// under way), telling the test it has entered.
+#[derive(Debug, Default)]
+struct GatedLeases {
+    inner: MemoryLeases,
+    armed: AtomicBool,
+    gate: std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+}
+
+impl LeaseStore for GatedLeases {
+    fn acquire(
+        &self,
+        name: &str,
+        holder: &NodeId,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<Option<u64>, signaling::Error> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let gate = self.gate.lock().unwrap().take();
+            if let Some((entered, go)) = gate {
+                entered.send(()).unwrap();
+                go.recv().unwrap();
+            }
+        }
+        self.inner.acquire(name, holder, ttl, now)
+    }
+
+    fn release(&self, name: &str, holder: &NodeId) -> Result<bool, signaling::Error> {
+        self.inner.release(name, holder)
+    }
+
+    fn holder(&self, name: &str, now: Instant) -> Result<Option<NodeId>, signaling::Error> {
+        self.inner.holder(name, now)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_renewal_leaves_the_lease_free() {
+    let leases = Arc::new(GatedLeases::default());
+    let ttl = Duration::from_millis(300);
+    let (own_a, loop_a) = owner::spawn(leases.clone(), n("sig-a"), ttl, Clock::Tokio);
+    assert!(own_a.is_owner());
+
+    // The next renewal stalls in the store.
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    *leases.gate.lock().unwrap() = Some((entered_tx, go_rx));
+    leases.armed.store(true, Ordering::SeqCst);
+    let entered = tokio::task::spawn_blocking(move || entered.recv())
+        .await
+        .unwrap();
+    entered.expect("a renewal entered the store");
+
+    // Stop while it is under way: the release must come after it.
+    let (stopped_tx, stopped) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        loop_a.stop();
+        let _ = stopped_tx.send(());
+    });
+    let mut stopped = stopped;
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut stopped).await;
+    assert!(
+        early.is_err(),
+        "stop returned while a renewal was under way"
+    );
+    go.send(()).unwrap();
+    stopped.await.unwrap();
+    assert_eq!(
+        leases.holder("lobby", Instant::now()).unwrap(),
+        None,
+        "the stalled renewal did not take the lease back"
+    );
+}

@@ -24,7 +24,8 @@
 //! The decision is [`LeaseState::step`], a sans-IO step on a given instant
 //! (tests drive it on virtual time); [`spawn`] runs it on a [`Clock`].
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use protocol::NodeId;
@@ -228,31 +229,80 @@ impl LeaseState {
     }
 }
 
+/// The loop's state, shared between its rounds (each on a blocking thread)
+/// and [`LeaseLoop::stop`].
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<LeaseState>,
+    /// Set by `stop`: no round starts after it.
+    stopped: AtomicBool,
+}
+
+/// What a round hands back to the loop: the change, the next round, and
+/// the state to publish.
+type Round = (Change, Instant, Option<NodeId>, Term);
+
+impl Shared {
+    /// One round at `now`, unless stopped (`None`). Holds the state's lock
+    /// for the whole round, so `stop` waits for a round under way.
+    fn round(&self, leases: &dyn LeaseStore, now: Instant) -> Option<Round> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.stopped.load(Ordering::SeqCst) {
+            return None;
+        }
+        let (change, at) = state.step(leases, now);
+        Some((change, at, state.owner().cloned(), state.term()))
+    }
+}
+
+/// Runs `f`, which may block on the store, without blocking a tokio worker:
+/// on a multi-threaded runtime the worker hands its other tasks off first
+/// (a current-thread runtime, as in tests on memory stores, runs it as is).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// The running lease loop. Dropping it does not stop it: call [`LeaseLoop::stop`].
 #[derive(Debug)]
 pub struct LeaseLoop {
     task: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
     leases: Arc<dyn LeaseStore>,
     node: NodeId,
 }
 
 impl LeaseLoop {
     /// Stops the loop and gives the lease up (if held), so that another
-    /// node takes over at its next round instead of after the TTL.
+    /// node takes over at its next round instead of after the TTL. A round
+    /// under way finishes first (a renewal cannot land after the release
+    /// and take the lease back); no round starts after this.
     pub fn stop(self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
         self.task.abort();
-        match self.leases.release(LOBBY_LEASE, &self.node) {
-            Ok(true) => tracing::info!(node = %self.node, "lobby lease released"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "lobby lease: releasing failed"),
-        }
+        blocking(|| {
+            // Waits for a round under way (it holds the lock).
+            let _round = self
+                .shared
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match self.leases.release(LOBBY_LEASE, &self.node) {
+                Ok(true) => tracing::info!(node = %self.node, "lobby lease released"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "lobby lease: releasing failed"),
+            }
+        });
     }
-}
 
-impl LeaseLoop {
     /// Stops the loop without giving the lease up, as a crashed node would
     /// (tests): the lease lapses after its TTL.
     pub fn abandon(self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
         self.task.abort();
     }
 }
@@ -260,6 +310,7 @@ impl LeaseLoop {
 /// Starts the lease loop of `node` on `leases` (a lease of `ttl`, renewed
 /// every TTL/3) with time from `clock`. The first round has run when this
 /// returns, so [`Ownership`] already says whether this node owns the lobby.
+/// Each round's store calls run on a blocking thread, never on a worker.
 pub fn spawn(
     leases: Arc<dyn LeaseStore>,
     node: NodeId,
@@ -267,32 +318,42 @@ pub fn spawn(
     clock: Clock,
 ) -> (Ownership, LeaseLoop) {
     let mut state = LeaseState::new(node.clone(), ttl);
-    let (_, mut next) = state.step(leases.as_ref(), clock.now());
+    let (_, mut next) = blocking(|| state.step(leases.as_ref(), clock.now()));
     let (owner_tx, rx) = watch::channel(state.owner().cloned());
     let (term_tx, term) = watch::channel(state.term());
     let (lost_tx, store_lost) = watch::channel(0u64);
+    let shared = Arc::new(Shared {
+        state: Mutex::new(state),
+        stopped: AtomicBool::new(false),
+    });
     let task = tokio::spawn({
         let leases = leases.clone();
+        let shared = Arc::clone(&shared);
         async move {
             loop {
                 clock.sleep_until(next).await;
-                // The stores are synchronous and answer within a command
-                // timeout (1 s); a round blocks this task only.
-                let (change, at) = state.step(leases.as_ref(), clock.now());
+                let now = clock.now();
+                let (shared, leases) = (Arc::clone(&shared), Arc::clone(&leases));
+                let round =
+                    tokio::task::spawn_blocking(move || shared.round(leases.as_ref(), now)).await;
+                let Ok(Some((change, at, owner, term))) = round else {
+                    // Stopped (or the round panicked).
+                    return;
+                };
                 next = at;
                 if change == Change::StoreLost {
                     lost_tx.send_modify(|n| *n += 1);
                 }
                 owner_tx.send_if_modified(|o| {
-                    let changed = o.as_ref() != state.owner();
+                    let changed = *o != owner;
                     if changed {
-                        o.clone_from(&state.owner().cloned());
+                        o.clone_from(&owner);
                     }
                     changed
                 });
                 term_tx.send_if_modified(|t| {
-                    let changed = *t != state.term();
-                    *t = state.term();
+                    let changed = *t != term;
+                    *t = term;
                     changed
                 });
             }
@@ -304,5 +365,13 @@ pub fn spawn(
         store_lost,
         node: node.clone(),
     };
-    (ownership, LeaseLoop { task, leases, node })
+    (
+        ownership,
+        LeaseLoop {
+            task,
+            shared,
+            leases,
+            node,
+        },
+    )
 }

@@ -25,7 +25,7 @@
 //! The front-end task is in `pipe_front`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -91,6 +91,10 @@ pub struct Pipes {
     /// Owner: (front node, pipe) → the piped socket's inbound queue.
     owned: Arc<Mutex<OwnedPipes>>,
     service: Mutex<Option<Arc<dyn PipeService>>>,
+    /// Front end: the largest client frame forwarded to the owner (the
+    /// owner's `WsSettings::max_frame_bytes`); larger ones are answered
+    /// here with `too_large`, as the owner would, and never queued.
+    pub(super) max_frame_bytes: AtomicUsize,
 }
 
 /// Owner side: (front node, pipe) → the piped socket's inbound queue.
@@ -135,6 +139,7 @@ impl Pipes {
             front: Mutex::new(HashMap::new()),
             owned: Arc::new(Mutex::new(HashMap::new())),
             service: Mutex::new(None),
+            max_frame_bytes: AtomicUsize::new(crate::ws::WsSettings::default().max_frame_bytes),
         });
         tokio::spawn(Arc::clone(&pipes).dispatch(inbox));
         Ok(pipes)
@@ -152,7 +157,10 @@ impl Pipes {
     }
 
     /// Serves piped sockets with this node's own logic ([`LocalService`]).
+    /// Also sets the front end's frame limit to the clients' own.
     pub fn serve_locally(&self, clients: &Arc<crate::ws::Shared>, relays: &Arc<RelayPool>) {
+        self.max_frame_bytes
+            .store(clients.settings.max_frame_bytes, Ordering::Relaxed);
         self.set_service(Some(LocalService::new(clients, relays)));
     }
 

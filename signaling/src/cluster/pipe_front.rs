@@ -121,6 +121,18 @@ impl Pipes {
         loop {
             tokio::select! {
                 incoming = socket.recv() => match incoming {
+                    Some(Incoming::Text(text)) if kind == PipeKind::Client
+                        && text.as_str().len() > self.max_frame_bytes.load(Ordering::Relaxed) =>
+                    {
+                        // Answered here as the owner's connection logic
+                        // would (`too_large`, socket stays open), so an
+                        // oversized frame is never queued towards the owner.
+                        let refusal = too_large(text.as_str().len(), self.max_frame_bytes.load(Ordering::Relaxed));
+                        if socket.send_text(refusal).await.is_err() {
+                            self.close_at_owner(&owner, pipe, NORMAL_CLOSE).await;
+                            return None;
+                        }
+                    }
                     Some(Incoming::Text(text)) => {
                         let text = Sensitive::new(text.as_str().to_owned());
                         if !self.send(&owner, &NodeMessage::Frame { pipe, text }).await {
@@ -173,6 +185,18 @@ impl Pipes {
         self.send(owner, &NodeMessage::PipeClose { pipe, code })
             .await;
     }
+}
+
+/// The error an oversized client frame gets, worded as the connection
+/// logic words it.
+fn too_large(len: usize, limit: usize) -> String {
+    let message = format!("frame of {len} bytes exceeds the limit of {limit} bytes");
+    serde_json::to_string(&SignalingToClient::error(
+        ErrorCode::TooLarge,
+        message,
+        None,
+    ))
+    .unwrap_or_default()
 }
 
 /// The error a binary frame gets (the pipe carries text only), as the

@@ -208,6 +208,25 @@ async fn frames_and_the_cookie_reach_the_owner_and_closes_propagate_both_ways() 
     );
 }
 
+#[tokio::test]
+async fn an_oversized_client_frame_is_refused_at_the_front_end_and_never_sent_to_the_owner() {
+    let two = two().await;
+    let mut served = two.handoff();
+    let mut browser = two.connect(PipeKind::Client, None);
+    let (_, mut socket, _) = served.recv().await.unwrap();
+
+    let limit = WsSettings::default().max_frame_bytes;
+    send(&browser, &"x".repeat(limit + 1)).await;
+    let reply = tokio::time::timeout(Duration::from_secs(5), next(&mut browser))
+        .await
+        .expect("the front end answers the oversized frame itself")
+        .expect("an error, not a close");
+    assert!(reply.contains("too_large"), "{reply}");
+    // The socket stays open, and the owner's next frame is the next small one.
+    send(&browser, &"y".repeat(limit)).await;
+    assert_eq!(recv_text(&mut socket).await.map(|t| t.len()), Some(limit));
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_owner_that_never_acknowledges_gets_1013_after_two_seconds() {
     let two = two().await;
