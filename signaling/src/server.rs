@@ -35,6 +35,10 @@ use crate::ws::{self, Shared, WsSettings};
 /// Longest wait for open connections to finish after shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest wait at shutdown for the lobby to finish its seat writes before
+/// it is aborted and the lobby lease released.
+pub const LOBBY_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How often expired sessions are swept (and audited as expired).
 const SESSION_SWEEP: Duration = Duration::from_secs(60);
 
@@ -161,7 +165,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let (ownership, lease) = ownership(&services);
-    let (lobby, lobby_task) = runner::spawn(lobby_parts(&services), &ownership);
+    let (lobby, lobby_runner) = runner::spawn(lobby_parts(&services), &ownership);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let shared = Arc::new(Shared::new(
@@ -241,7 +245,10 @@ pub async fn serve(
     }
     sweeper.abort();
     relay_sweeper.abort();
-    lobby_task.abort();
+    // The lobby finishes its queue and seat writes (at most
+    // LOBBY_STOP_TIMEOUT, then it is aborted) before the lease is released:
+    // the next owner must not restore while this node still writes.
+    lobby_runner.shutdown(LOBBY_STOP_TIMEOUT).await;
     if let Some(lease) = lease {
         // After the lobby stopped: the next owner takes over at once.
         lease.stop();

@@ -10,10 +10,20 @@
 //!   Before it serves, it waits (at most [`RELAY_WAIT`]) for the relays of
 //!   the restored calls to register again, so those calls stay where their
 //!   media flows.
+//!   A takeover that takes a while (loading seats, waiting for relays)
+//!   looks at the term again before its lobby is spawned: if the term ended
+//!   meanwhile, no lobby is spawned for it.
 //! - Loss (or a new term): the old lobby task is aborted at once (it writes
 //!   nothing after that: another node may own the seats now), which closes
 //!   the connections it served; the relay pool's control links are closed
-//!   (relays reconnect, through a front end, to the new owner).
+//!   (relays reconnect, through a front end, to the new owner). A term
+//!   change the runner was told of but which shows the same token (lost and
+//!   taken again while the runner was busy: the watch only reports real
+//!   changes) is treated as a loss too: the lobby is started again.
+//! - Shutdown ([`Runner::shutdown`]): the lobby finishes its queue and its
+//!   seat writes (bounded), and only then may the caller release the lease.
+//!   The lobby task is held by an abort-on-drop guard, so aborting or
+//!   dropping the runner never leaves a detached lobby running.
 //! - Store lost (a restarted, empty Redis): when the lease loop reports
 //!   that the store had lost our lease while we still owned it
 //!   ([`Ownership::store_lost`]), or the bus subscription broke and was made
@@ -36,7 +46,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use protocol::NodeId;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::Ownership;
@@ -80,28 +90,88 @@ pub struct LobbyParts {
 }
 
 /// Starts the lobby runner: the returned handle reaches the current term's
-/// lobby. The task ends when every clone of the handle is gone.
-pub fn spawn(parts: LobbyParts, ownership: &Ownership) -> (LobbyHandle, JoinHandle<()>) {
+/// lobby. The runner ends when every clone of the handle is gone or on
+/// [`Runner::shutdown`]; dropping the [`Runner`] aborts it (and its lobby).
+pub fn spawn(parts: LobbyParts, ownership: &Ownership) -> (LobbyHandle, Runner) {
     let (handle, rx) = LobbyHandle::channel();
+    let (stop, stopped) = oneshot::channel();
     let watches = Watches {
         term: ownership.term.clone(),
         store_lost: ownership.store_lost.clone(),
     };
-    let task = tokio::spawn(run(parts, watches, rx));
-    (handle, task)
+    let task = tokio::spawn(run(parts, watches, rx, stopped));
+    (
+        handle,
+        Runner {
+            task,
+            stop: Some(stop),
+        },
+    )
+}
+
+/// The running runner task. Dropping it aborts the runner, which aborts
+/// its lobby (no lobby task outlives it).
+#[derive(Debug)]
+pub struct Runner {
+    task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Runner {
+    /// Stops the runner: the current lobby handles the commands it has,
+    /// writes its pending seat changes (and every seat again if writes had
+    /// failed) and ends. Returns once the lobby ended, or after `within`,
+    /// when the runner and its lobby are aborted (returns `false`; a store
+    /// write already under way may still complete). Release the lease only
+    /// after this returns.
+    pub async fn shutdown(mut self, within: Duration) -> bool {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(within, &mut self.task).await.is_ok() {
+            return true;
+        }
+        tracing::warn!("lobby did not finish its seat writes in time: aborted");
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        false
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A lobby task that is aborted when this is dropped (a dropped
+/// `JoinHandle` would detach it instead).
+struct LobbyTask(JoinHandle<()>);
+
+impl LobbyTask {
+    /// Waits for the lobby task to end.
+    async fn join(&mut self) {
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for LobbyTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The running term's lobby.
 struct Current {
     token: u64,
     handle: LobbyHandle,
-    task: JoinHandle<()>,
+    task: LobbyTask,
 }
 
 /// What the runner follows from the lease loop.
 struct Watches {
-    term: tokio::sync::watch::Receiver<Term>,
-    store_lost: tokio::sync::watch::Receiver<u64>,
+    term: watch::Receiver<Term>,
+    store_lost: watch::Receiver<u64>,
 }
 
 /// The bus subscription whose gaps ask for a rewrite (none: memory only,
@@ -129,19 +199,25 @@ async fn rewrite(current: Option<&Current>, why: &'static str) {
     }
 }
 
-async fn run(parts: LobbyParts, watches: Watches, mut rx: mpsc::Receiver<Command>) {
+async fn run(
+    parts: LobbyParts,
+    watches: Watches,
+    mut rx: mpsc::Receiver<Command>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let Watches {
         mut term,
         mut store_lost,
     } = watches;
     let mut current: Option<Current> = None;
     let first = *term.borrow_and_update();
-    follow(&parts, &mut current, first).await;
+    follow(&parts, &mut current, first, &term, false).await;
     let mut bus = gaps(&parts).await;
     let mut watching = true;
     let mut watching_lost = true;
     loop {
         tokio::select! {
+            _ = &mut stopped => break,
             changed = store_lost.changed(), if watching_lost => {
                 if changed.is_err() {
                     watching_lost = false;
@@ -164,7 +240,8 @@ async fn run(parts: LobbyParts, watches: Watches, mut rx: mpsc::Receiver<Command
                     continue;
                 }
                 let now = *term.borrow_and_update();
-                follow(&parts, &mut current, now).await;
+                // Told of a change: the same token means a loss we missed.
+                follow(&parts, &mut current, now, &term, true).await;
             }
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
@@ -176,42 +253,67 @@ async fn run(parts: LobbyParts, watches: Watches, mut rx: mpsc::Receiver<Command
             }
         }
     }
-    if let Some(c) = current.take() {
-        // Every handle is gone: let the lobby finish its queue and flush.
+    if let Some(mut c) = current.take() {
+        // Every handle is gone or shutdown: let the lobby finish its queue
+        // and flush its seat writes.
         drop(c.handle);
-        let _ = c.task.await;
+        c.task.join().await;
     }
 }
 
-/// Makes the running lobby match `term`.
-async fn follow(parts: &LobbyParts, current: &mut Option<Current>, term: Term) {
+/// Makes the running lobby match `term` (as read from `watch`); with
+/// `missed_loss`, a lobby of the same token is started again (the watch
+/// reported a change, so the term ended and came back meanwhile).
+async fn follow(
+    parts: &LobbyParts,
+    current: &mut Option<Current>,
+    term: Term,
+    watch: &watch::Receiver<Term>,
+    missed_loss: bool,
+) {
     let wanted = match term {
         Term::Owner(token) => Some(token),
         Term::FrontEnd => None,
     };
-    if current.as_ref().map(|c| c.token) == wanted {
+    if current.as_ref().map(|c| c.token) == wanted && !(missed_loss && wanted.is_some()) {
         return;
     }
-    if let Some(old) = current.take() {
+    if let Some(mut old) = current.take() {
         tracing::warn!(
             token = old.token,
             "lobby stopped: this node no longer owns it"
         );
-        old.task.abort();
-        let _ = old.task.await;
+        old.task.0.abort();
+        old.task.join().await;
         parts.relays.close_all();
     }
     if let Some(token) = wanted {
-        *current = Some(start(parts, token).await);
+        *current = start(parts, token, watch).await;
     }
 }
 
-/// Builds and starts the lobby of term `token`.
-async fn start(parts: &LobbyParts, token: u64) -> Current {
+/// Builds and starts the lobby of term `token`; `None` (nothing spawned)
+/// when `watch` no longer shows that term once the seats are loaded.
+async fn start(parts: &LobbyParts, token: u64, watch: &watch::Receiver<Term>) -> Option<Current> {
+    let still_ours = || {
+        let ours = *watch.borrow() == Term::Owner(token);
+        if !ours {
+            tracing::warn!(
+                token,
+                "lobby not started: the term ended while it was being taken over"
+            );
+        }
+        ours
+    };
     let calls = Calls::new(Arc::new(parts.relays.clone()), CallSettings::default());
     let mut lobby = Lobby::new(parts.directory.clone(), parts.settings.clone()).with_calls(calls);
     let (handle, task) = match &parts.seats {
-        None => LobbyHandle::spawn(lobby, parts.audit.clone(), parts.clock.clone()),
+        None => {
+            if !still_ours() {
+                return None;
+            }
+            LobbyHandle::spawn(lobby, parts.audit.clone(), parts.clock.clone())
+        }
         Some(store) => {
             let (store2, directory) = (store.clone(), parts.directory.clone());
             let loaded =
@@ -237,6 +339,9 @@ async fn start(parts: &LobbyParts, token: u64) -> Current {
                     "lobby taken over without its seats: loading panicked"
                 ),
             }
+            if !still_ours() {
+                return None;
+            }
             LobbyHandle::spawn_with_store(
                 lobby,
                 parts.audit.clone(),
@@ -245,11 +350,11 @@ async fn start(parts: &LobbyParts, token: u64) -> Current {
             )
         }
     };
-    Current {
+    Some(Current {
         token,
         handle,
-        task,
-    }
+        task: LobbyTask(task),
+    })
 }
 
 /// Waits (at most [`RELAY_WAIT`]) until every relay that carries a restored
@@ -282,6 +387,10 @@ async fn await_relays(pool: &RelayPool, expected: &BTreeSet<NodeId>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
 
 /// Middleware: on a node that does not own the lobby, the endpoints that
 /// need it (`/whip/…`, `/whep/…`, `/api/calls/…`) answer 503 with a message
